@@ -1,0 +1,3 @@
+"""sceneshift: acoustic scene classification under recording-device shift."""
+
+__version__ = "0.1.0"

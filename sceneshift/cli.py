@@ -1,0 +1,145 @@
+"""The ``sceneshift`` command line."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from . import __version__
+
+
+def _common_data(p):
+    p.add_argument("--data", help="dataset folder in the TAU 2020 Mobile layout (default: the built urban-mobile)")
+
+
+def cmd_benchmark(a):
+    from .data.benchmark import build_benchmark
+    out = build_benchmark(a.out, tiny=a.tiny, max_per_class=a.max_per_class, shared=a.shared, workers=a.workers)
+    print(out)
+
+
+def cmd_train(a):
+    from .training.run import train
+    train(a.recipe, data=a.data, out=a.out, overrides=a.overrides, resume=a.resume)
+
+
+def cmd_run(a):
+    from . import paths
+    from .data.benchmark import build_benchmark, is_built
+    from .training.run import train
+    if not a.data and not is_built(paths.default_benchmark()):
+        build_benchmark(shared=a.shared)
+    train(a.recipe, data=a.data, out=a.out, overrides=a.overrides)
+
+
+def cmd_evaluate(a):
+    from .evaluation.evaluate import evaluate
+    from .evaluation.report import device_table
+    report = evaluate(a.run, data=a.data, split=a.split, groups=a.groups, out=a.out, adapt=a.adapt)
+    print(device_table(report))
+    print(f"report: {report['meta']['out']}/report.md")
+
+
+def cmd_predict(a):
+    from .evaluation.predict import format_result, predict_files
+    results, skipped = predict_files(a.run, a.files)
+    if a.json:
+        print(json.dumps({"results": results, "skipped": [{"file": f, "error": r} for f, r in skipped]}, indent=2))
+    else:
+        for r in results:
+            print(format_result(r, a.top))
+    for f, reason in skipped:
+        print(f"skipped {f}: {reason}", file=sys.stderr)
+    return 1 if skipped else 0
+
+
+def cmd_list(a):
+    if a.what == "models":
+        from .models import list_models
+        print("\n".join(list_models()))
+    else:
+        from .config import RECIPES
+        print("\n".join(sorted(p.stem for p in RECIPES.glob("*.yaml"))))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="sceneshift", description="Acoustic scene classification under device shift.")
+    ap.add_argument("--version", action="version", version=f"sceneshift {__version__}")
+    ap.add_argument("--data-dir", help="where benchmarks and caches live (env SCENESHIFT_DATA; default ~/.cache/sceneshift)")
+    ap.add_argument("--shared", help="folder with data/ and benchmarks/ (env SCENESHIFT_SHARED; default ../shared)")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("run", help="build urban-mobile if missing, train a recipe, evaluate, print the device table")
+    p.add_argument("recipe", nargs="?", default="baseline")
+    _common_data(p)
+    p.add_argument("--out", help="run folder (default runs/<name>-<time>)")
+    p.add_argument("overrides", nargs="*", metavar="key=value")
+    p.set_defaults(fn=cmd_run)
+
+    p = sub.add_parser("benchmark", help="build the urban-mobile benchmark")
+    bsub = p.add_subparsers(dest="action", required=True)
+    b = bsub.add_parser("build", help="build urban-mobile (TAU 2020 Mobile layout) from the shared material")
+    b.add_argument("--out", help="target folder (default $SCENESHIFT_DATA/urban-mobile)")
+    b.add_argument("--tiny", action="store_true", help="a tiny copy (4 clips per class and fold) for tests")
+    b.add_argument("--max-per-class", type=int, help="clips per class and fold")
+    b.add_argument("--workers", type=int)
+    b.set_defaults(fn=cmd_benchmark)
+
+    p = sub.add_parser("train", help="train a recipe into a run folder")
+    p.add_argument("recipe", nargs="?", help="YAML recipe file or packaged recipe name (see `sceneshift list recipes`)")
+    _common_data(p)
+    p.add_argument("--out", help="run folder (default runs/<name>-<time>)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="recipe overrides, e.g. train.epochs=5")
+    p.set_defaults(fn=cmd_train)
+
+    p = sub.add_parser("evaluate", help="score a run per device and device group; writes report.json/.md and plots")
+    p.add_argument("run", help="run folder")
+    _common_data(p)
+    p.add_argument("--split", default="evaluate", help="train, validate, evaluate (default) or test")
+    p.add_argument("--groups", help="device groups, e.g. 'source=a;seen=b,c,s1,s2,s3;unseen=s4,s5,s6' "
+                                    "(default: devices.json, else the TAU 2020 grouping)")
+    p.add_argument("--adapt", help="unsupervised feature adaptation fitted on the evaluated split (e.g. bandwise)")
+    p.add_argument("--out", help="report folder (default RUN/eval/<dataset>-<split>)")
+    p.set_defaults(fn=cmd_evaluate)
+
+    p = sub.add_parser("predict", help="classify audio files of any length, sample rate and channel count")
+    p.add_argument("run", help="run folder")
+    p.add_argument("files", nargs="+")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--top", type=int, default=3, help="classes shown per file")
+    p.set_defaults(fn=cmd_predict)
+
+    p = sub.add_parser("list", help="list packaged recipes or registered models")
+    p.add_argument("what", choices=["recipes", "models"])
+    p.set_defaults(fn=cmd_list)
+    return ap
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    a, rest = parser.parse_known_args(argv)
+    if hasattr(a, "overrides"):   # key=value overrides may follow options
+        extra = [r for r in rest if "=" in r and not r.startswith("-")]
+        a.overrides, rest = a.overrides + extra, [r for r in rest if r not in extra]
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    if a.data_dir:
+        os.environ["SCENESHIFT_DATA"] = str(Path(a.data_dir).expanduser())
+    if a.shared:
+        os.environ["SCENESHIFT_SHARED"] = str(Path(a.shared).expanduser())
+    from .data.audio import AudioError
+    try:
+        return a.fn(a) or 0
+    except (FileNotFoundError, FileExistsError, ValueError, AudioError) as e:
+        print(f"sceneshift: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as e:
+        print(f"sceneshift: interrupted. {e}", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Evaluation: loading a trained run, scoring a split per device and group, reports and plots."""

@@ -1,0 +1,62 @@
+"""A trained run, loaded for inference: waveforms in, scene probabilities out."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+
+class RunPredictor:
+    """One run folder's network (``config.yaml`` + ``model.pt``)."""
+
+    def __init__(self, run_dir: str | Path, device: str | None = None):
+        from ..training import get_system
+        self.run_dir = Path(run_dir)
+        cfg_path, weights = self.run_dir / "config.yaml", self.run_dir / "model.pt"
+        if not cfg_path.is_file():
+            raise FileNotFoundError(f"{self.run_dir}: not a run folder (no config.yaml); "
+                                    "train one with `sceneshift train RECIPE --out DIR`")
+        if not weights.is_file():
+            raise FileNotFoundError(f"{weights}: no trained weights; the run did not finish "
+                                    f"(continue it with `sceneshift train --resume --out {self.run_dir}`)")
+        self.cfg = yaml.safe_load(cfg_path.read_text())
+        self.labels = self.cfg["labels"]
+        self.classes = list(self.labels["classes"])
+        self.sample_rate = int(self.cfg["data"]["sample_rate"])
+        self.n_samples = int(round(self.cfg["data"]["clip_seconds"] * self.sample_rate))
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.net = get_system(self.cfg.get("system", "classifier")).build_net(self.cfg, self.labels)
+        self.net.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+        self.net.eval().to(self.device)
+
+    @torch.no_grad()
+    def logits(self, waves: np.ndarray, batch_size: int = 128) -> np.ndarray:
+        out = []
+        for i in range(0, len(waves), batch_size):
+            x = torch.from_numpy(np.asarray(waves[i:i + batch_size], dtype=np.float32)).to(self.device)
+            out.append(self.net(x).float().cpu().numpy())
+        return np.concatenate(out) if out else np.zeros((0, len(self.classes)), np.float32)
+
+    def probabilities(self, waves: np.ndarray, batch_size: int = 128) -> np.ndarray:
+        z = self.logits(waves, batch_size)
+        z = z - z.max(axis=1, keepdims=True)
+        p = np.exp(z)
+        return p / p.sum(axis=1, keepdims=True)
+
+
+def load_predictor(run: str | Path, device: str | None = None):
+    """A run folder (or, once registered, an ensemble or two-stage system description)."""
+    return RunPredictor(run, device)
+
+
+def windows(x: np.ndarray, n: int) -> np.ndarray:
+    """Cover a long recording with ``n``-sample windows (the last one flush with the end)."""
+    from ..data.audio import fit_length
+    if len(x) <= n:
+        return fit_length(x, n)[None]
+    starts = list(range(0, len(x) - n + 1, n))
+    if starts[-1] + n < len(x):
+        starts.append(len(x) - n)
+    return np.stack([x[s:s + n] for s in starts])

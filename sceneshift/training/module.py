@@ -1,0 +1,80 @@
+"""The default system: one scene classifier trained with cross-entropy.
+
+The whole training of a recipe reads here: front end (no gradient), augmentations (training
+only), backbone, head, loss; validation accuracy and log loss select the checkpoint. Other
+systems (seed 000's disentanglement, ...) subclass this and change what differs.
+"""
+from __future__ import annotations
+
+import lightning as L
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..augment import build_augmentations
+from ..classifier import build_classifier
+from .data import loader
+from .optim import build_optimizer
+
+
+class ClassifierModule(L.LightningModule):
+    def __init__(self, cfg: dict, labels: dict):
+        super().__init__()
+        self.save_hyperparameters()
+        self.cfg, self.labels = cfg, labels
+        self.net = self.build_net(cfg, labels)
+        self.wave_augment, self.spec_augment = build_augmentations(cfg.get("augment") or [], cfg, labels)
+        self._val = []
+
+    @staticmethod
+    def build_net(cfg: dict, labels: dict) -> torch.nn.Module:
+        """The deployable network; ``forward(wave)`` returns scene logits."""
+        return build_classifier(cfg, len(labels["classes"]))
+
+    @staticmethod
+    def train_loader(data, cfg: dict):
+        return loader(data, cfg["train"]["batch_size"], shuffle=True, seed=cfg["train"]["seed"])
+
+    def forward(self, wave):
+        return self.net(wave)
+
+    def augmented_features(self, wave, target):
+        """Waveform augmentations, front end, spectrogram augmentations (training only)."""
+        for aug in self.wave_augment:
+            wave, target = aug(wave, target)
+        x = self.net.features(wave)
+        for aug in self.spec_augment:
+            x, target = aug(x, target)
+        return x, target
+
+    def training_step(self, batch, batch_idx):
+        wave, y, _, _ = batch
+        target = F.one_hot(y, len(self.labels["classes"])).float()
+        x, target = self.augmented_features(wave, target)
+        logits = self.net.head(self.net.backbone(x))
+        loss = torch.sum(-target * F.log_softmax(logits, dim=1), dim=1).mean()
+        self.log("train/loss", loss, prog_bar=True, on_epoch=True, on_step=False, batch_size=len(y))
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        wave, y, _, _ = batch
+        self._val.append((self(wave).float().cpu(), y.cpu()))
+
+    def on_validation_epoch_end(self):
+        if not self._val:
+            return
+        logits = torch.cat([a for a, _ in self._val])
+        y = torch.cat([b for _, b in self._val])
+        self._val.clear()
+        ok = y >= 0
+        logits, y = logits[ok], y[ok]
+        pred = logits.argmax(1)
+        acc = (pred == y).float().mean()
+        n_cls = len(self.labels["classes"])
+        per_class = [(pred[y == c] == c).float().mean().item() for c in range(n_cls) if (y == c).any()]
+        self.log("val/acc", acc, prog_bar=True)
+        self.log("val/loss", F.cross_entropy(logits, y), prog_bar=True)
+        self.log("val/macro_acc", float(np.mean(per_class)))
+
+    def configure_optimizers(self):
+        return build_optimizer(self.parameters(), self.cfg["train"])
