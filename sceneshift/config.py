@@ -26,6 +26,7 @@ DEFAULTS = {
         "test_split": "evaluate",
         "workers": 2,                # processes decoding audio into the cache
         "features": None,            # folder of precomputed features instead of audio (see data/features.py)
+        "scene_map": None,           # {scene: broad class}: train on broad classes (two-stage systems)
     },
     "frontend": {
         "name": "logmel", "n_fft": 1024, "hop_length": 320, "win_length": None, "n_mels": 64, "fmin": 0.0,

@@ -1,9 +1,12 @@
 """Augmentations: separate, composable, seeded modules named in a recipe's ``augment`` list.
 
 Each augmentation is an ``nn.Module`` with ``domain = "wave"`` (applied to the waveform batch
-before the front end) or ``domain = "spec"`` (applied to the front end's output), and
-``forward(x, target) -> (x, target)`` where ``target`` holds soft (one-hot) labels, so that
-label-mixing augmentations such as mixup fit the same interface. They run in training only.
+``(B, samples)`` before the front end) or ``domain = "spec"`` (applied to the front end's output
+``(B, C, F, T)``), and ``forward(x, target, device) -> (x, target)`` where ``target`` holds soft
+(one-hot) labels, so that label-mixing augmentations such as mixup fit the same interface, and
+``device`` the device index of each clip (``labels["devices"]``). An augmentation that needs
+the training data (a reference spectrum, say) defines ``fit(train_data, cfg, labels)``, called
+once before training. They run in training only.
 """
 from __future__ import annotations
 

@@ -30,7 +30,8 @@ def load_split(root: str | Path, split: str, data_cfg: dict, classes: list[str] 
                                           paths.data_dir() / "cache", data_cfg.get("workers"), log=log)
     cidx = {c: i for i, c in enumerate(classes or [])}
     didx = {d: i for i, d in enumerate(devices or [])}
-    labels = np.array([cidx.get(c.scene, -1) for c in kept], dtype=np.int64)
+    scene_map = data_cfg.get("scene_map") or {}     # e.g. scene -> broad class for a 3-class model
+    labels = np.array([cidx.get(scene_map.get(c.scene, c.scene), -1) for c in kept], dtype=np.int64)
     devs = np.array([didx.get(c.device, -1) for c in kept], dtype=np.int64)
     return SplitData(waves, kept, labels, devs, skipped)
 

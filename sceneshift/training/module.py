@@ -38,19 +38,26 @@ class ClassifierModule(L.LightningModule):
     def forward(self, wave):
         return self.net(wave)
 
-    def augmented_features(self, wave, target):
+    def fit_augmentations(self, train_data):
+        """Let augmentations that need the training data (e.g. a reference spectrum) see it once."""
+        for aug in [*self.wave_augment, *self.spec_augment]:
+            if hasattr(aug, "fit"):
+                aug.fit(train_data, self.cfg, self.labels)
+
+    def augmented_features(self, wave, target, device):
         """Waveform augmentations, front end, spectrogram augmentations (training only)."""
         for aug in self.wave_augment:
-            wave, target = aug(wave, target)
-        x = self.net.features(wave)
+            wave, target = aug(wave, target, device)
+        with torch.no_grad():
+            x = self.net.features(wave)
         for aug in self.spec_augment:
-            x, target = aug(x, target)
+            x, target = aug(x, target, device)
         return x, target
 
     def training_step(self, batch, batch_idx):
-        wave, y, _, _ = batch
+        wave, y, device, _ = batch
         target = F.one_hot(y, len(self.labels["classes"])).float()
-        x, target = self.augmented_features(wave, target)
+        x, target = self.augmented_features(wave, target, device)
         logits = self.net.head(self.net.backbone(x))
         loss = torch.sum(-target * F.log_softmax(logits, dim=1), dim=1).mean()
         self.log("train/loss", loss, prog_bar=True, on_epoch=True, on_step=False, batch_size=len(y))

@@ -73,7 +73,8 @@ def train(recipe=None, data=None, out=None, overrides=(), resume=False, evaluate
     started = time.time()
     train_data = load_split(root, cfg["data"]["train_split"], cfg["data"], log=log)
     if not resume:
-        scenes = sorted({c.scene for c in train_data.clips if c.scene})
+        scene_map = cfg["data"].get("scene_map") or {}
+        scenes = sorted({scene_map.get(c.scene, c.scene) for c in train_data.clips if c.scene})
         devices = sorted({c.device for c in train_data.clips}, key=lambda d: (len(d) > 1, d))
         cfg["labels"] = {"classes": scenes, "devices": devices}
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -83,6 +84,7 @@ def train(recipe=None, data=None, out=None, overrides=(), resume=False, evaluate
     val_data = load_split(root, cfg["data"]["val_split"], cfg["data"], labels["classes"], labels["devices"], log=log)
     system = get_system(cfg.get("system", "classifier"))
     module = system(cfg, labels)
+    module.fit_augmentations(train_data)
     ckpt = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor=t["monitor"],
                            mode="min" if t["monitor"].endswith("loss") else "max", save_last=True, save_top_k=1,
                            enable_version_counter=False)
