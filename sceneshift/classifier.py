@@ -32,8 +32,16 @@ class SceneClassifier(nn.Module):
         return self.head(self.embed(wave))
 
 
+def build_frontend(cfg: dict) -> nn.Module:
+    """The recipe's front end, or a pass-through when the run reads precomputed features."""
+    if cfg["data"].get("features"):
+        from .data.features import PrecomputedFrontend
+        return PrecomputedFrontend(channels=1 + int(cfg["frontend"].get("n_deltas", 0)))
+    return create_frontend(cfg["frontend"])
+
+
 def build_classifier(cfg: dict, num_classes: int) -> SceneClassifier:
-    frontend = create_frontend(cfg["frontend"])
+    frontend = build_frontend(cfg)
     model_cfg = dict(cfg["model"])
     backbone = create_model(model_cfg.pop("name"), in_channels=frontend.channels, **model_cfg)
     head = create_head(cfg["head"]["name"], backbone.embed_dim, num_classes)

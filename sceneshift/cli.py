@@ -55,8 +55,40 @@ def cmd_predict(a):
     return 1 if skipped else 0
 
 
+def cmd_table1(a):
+    from .evaluation.table1 import markdown, table1
+    adapted = [(method, run) for method, run in (a.adapt or [])]
+    table = table1(a.runs, adapted, data=a.data, split=a.split, out=a.out)
+    print(markdown(table["rows"]))
+    if a.out:
+        print(f"written: {Path(a.out) / 'table1.json'}, {Path(a.out) / 'table1.md'}")
+
+
+def cmd_features(a):
+    from .data.features import extract_features
+    from .training.run import resolve
+    cfg = resolve(a.recipe, a.data, a.overrides)
+    splits = [s.strip() for s in a.splits.split(",") if s.strip()]
+    print(extract_features(cfg["data"]["root"], a.out, cfg, splits=splits))
+
+
+def cmd_explain(a):
+    from .evaluation.cam import explain
+    explain(a.run, a.file, out=a.out, class_name=a.class_name)
+
+
+def cmd_augment(a):
+    from .augment.offline import generate
+    from .training.run import resolve
+    cfg = resolve(a.recipe, a.data, a.overrides)
+    print(generate(cfg, a.out, copies=a.copies, devices=a.devices, seed=a.seed))
+
+
 def cmd_list(a):
-    if a.what == "models":
+    if a.what == "models" and (a.macs or a.recipe):
+        from .complexity import cost_table, format_table
+        print(format_table(cost_table(a.recipe)))
+    elif a.what == "models":
         from .models import list_models
         print("\n".join(list_models()))
     else:
@@ -112,8 +144,49 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top", type=int, default=3, help="classes shown per file")
     p.set_defaults(fn=cmd_predict)
 
+    p = sub.add_parser("table1", help="seed 000's Table 1 (scene/device accuracy on source/target, mask +/-)")
+    p.add_argument("runs", nargs="*", help="run folders (C0 ... C3M, or any run)")
+    _common_data(p)
+    p.add_argument("--adapt", nargs=2, action="append", metavar=("METHOD", "RUN"),
+                   help="also score RUN with an adaptation, e.g. --adapt bandwise runs/c0 (repeatable)")
+    p.add_argument("--split", default="evaluate")
+    p.add_argument("--out", help="folder for table1.json and table1.md")
+    p.set_defaults(fn=cmd_table1)
+
+    p = sub.add_parser("features", help="precomputed features (folder of per-clip .npy arrays)")
+    fsub = p.add_subparsers(dest="action", required=True)
+    f = fsub.add_parser("extract", help="write a recipe's front-end features of a dataset as a feature folder")
+    f.add_argument("recipe", nargs="?", default="baseline", help="recipe whose data and frontend sections are used")
+    _common_data(f)
+    f.add_argument("--out", required=True, help="feature folder to write")
+    f.add_argument("--splits", default="train,validate,evaluate")
+    f.add_argument("overrides", nargs="*", metavar="key=value")
+    f.set_defaults(fn=cmd_features)
+
+    p = sub.add_parser("explain", help="figure: log-mel spectrogram and class activation map(s) of one file")
+    p.add_argument("run", help="run folder or system file (ensemble / two-stage YAML)")
+    p.add_argument("file", help="audio file")
+    p.add_argument("--out", help="figure path (default ./<file stem>.cam.png)")
+    p.add_argument("--class", dest="class_name", help="draw the map of this class instead of the predicted one")
+    p.set_defaults(fn=cmd_explain)
+
+    p = sub.add_parser("augment", help="offline augmentation (extra training data)")
+    asub = p.add_subparsers(dest="action", required=True)
+    g = asub.add_parser("generate", help="write a recipe's waveform augmentations of the training clips as a new "
+                                         "TAU-layout dataset (generated clips appended to fold1_train.csv)")
+    g.add_argument("recipe", help="recipe whose augment list (waveform entries) is applied")
+    _common_data(g)
+    g.add_argument("--out", required=True, help="new dataset folder")
+    g.add_argument("--copies", type=int, default=1, help="augmented copies per clip and augmentation")
+    g.add_argument("--devices", default="source", help="'source' (default, as the paper), 'all' or a list: a,b")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("overrides", nargs="*", metavar="key=value")
+    g.set_defaults(fn=cmd_augment)
+
     p = sub.add_parser("list", help="list packaged recipes or registered models")
     p.add_argument("what", choices=["recipes", "models"])
+    p.add_argument("--macs", action="store_true", help="models: parameters and multiply-accumulates per clip")
+    p.add_argument("--recipe", action="append", help="models: cost of this recipe's classifier (repeatable)")
     p.set_defaults(fn=cmd_list)
     return ap
 

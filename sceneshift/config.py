@@ -108,8 +108,19 @@ def apply_overrides(cfg: dict, overrides: list[str]) -> dict:
         free = parts[0] in FREE_SECTIONS and len(parts) > 1
         if parts[-1] not in node and not free:
             raise ValueError(f"override {key}: unknown option (known here: {', '.join(sorted(node))})")
-        node[parts[-1]] = yaml.safe_load(value)
+        node[parts[-1]] = parse_value(value)
     return check(cfg, source="override")
+
+
+def parse_value(text: str):
+    """A YAML value, except that ``5e-4`` is a number (YAML 1.1 reads it as a string)."""
+    value = yaml.safe_load(text)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    return value
 
 
 def save_config(cfg: dict, path: Path):

@@ -21,6 +21,8 @@ def evaluate(run: str | Path, data: str | Path | None = None, split: str = "eval
     root = Path(data or cfg["data"].get("root") or paths.default_benchmark())
     check_dataset(root, splits=(split,))
     data_cfg = dict(cfg["data"])
+    if data and data_cfg.get("features"):     # a run on precomputed features scores another feature folder
+        data_cfg["features"] = str(root)
     split_data = load_split(root, split, data_cfg, classes=predictor.classes, devices=predictor.labels.get("devices"),
                             log=log)
     skipped = [list(s) for s in split_data.skipped]
@@ -31,17 +33,20 @@ def evaluate(run: str | Path, data: str | Path | None = None, split: str = "eval
                         else "no label in this split"])
     if not len(keep):
         raise ValueError(f"{root}: split {split!r} has no clip with a label the run knows ({', '.join(predictor.classes)})")
-    if adapt:
+    batch_size = cfg["train"].get("eval_batch_size", 128)
+    if adapt:   # fitted per target device on this split's clips, scored without touching the cached arrays
         from ..adaptation import apply_adaptation
-        apply_adaptation(adapt, predictor, root, split_data, log=log)
-    waves = split_data.waves if len(keep) == len(split_data.clips) else split_data.waves[keep]
-    proba = predictor.probabilities(waves, batch_size=cfg["train"].get("eval_batch_size", 128))
+        proba = apply_adaptation(adapt, predictor, split_data, keep, batch_size=batch_size, log=log)
+    else:
+        waves = split_data.waves if len(keep) == len(split_data.clips) else split_data.waves[keep]
+        proba = predictor.probabilities(waves, batch_size=batch_size)
     y = split_data.labels[keep]
     devices = [split_data.clips[i].device for i in keep]
     report = summarize(proba, y, devices, predictor.classes, device_groups(root, groups))
     report["meta"] = {"run": str(Path(run)), "dataset": str(root), "split": split, "adapt": adapt or "none",
                       "skipped": skipped}
-    out = Path(out) if out else Path(run) / "eval" / f"{root.name}-{split}{'-' + adapt if adapt else ''}"
+    eval_dir = getattr(predictor, "eval_dir", None) or Path(run) / "eval"   # a system file's is beside it
+    out = Path(out) if out else Path(eval_dir) / f"{root.name}-{split}{'-' + adapt if adapt else ''}"
     write_report(report, out)
     for name, reason in skipped[:20]:
         print(f"skipped {name}: {reason}", file=sys.stderr)

@@ -47,7 +47,10 @@ class RunPredictor:
 
 
 def load_predictor(run: str | Path, device: str | None = None):
-    """A run folder (or, once registered, an ensemble or two-stage system description)."""
+    """A run folder, or a YAML file describing an ensemble or two-stage system (evaluation/ensemble.py)."""
+    from .ensemble import is_system_file, load_system
+    if is_system_file(run):
+        return load_system(run, device)
     return RunPredictor(run, device)
 
 

@@ -50,3 +50,33 @@ def create_model(name: str, in_channels: int, **kwargs) -> nn.Module:
 
 def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
+
+
+def count_macs(module: nn.Module, *inputs) -> int:
+    """Multiply-accumulates of one forward pass per example, counted by hooks on Conv2d / Linear.
+
+    Why hooks: they count what actually runs (frequency splits, skipped branches, any input
+    length) without a per-model formula. Batch norm, activations and pooling are not counted
+    (they are a few percent of a CNN's cost), as in the usual DCASE complexity reports.
+    """
+    import torch
+    total = [0]
+
+    def conv_hook(m, inp, out):
+        total[0] += out[0].numel() * (m.in_channels // m.groups) * m.kernel_size[0] * m.kernel_size[1]
+
+    def linear_hook(m, inp, out):
+        total[0] += out[0].numel() * m.in_features
+
+    hooks = [m.register_forward_hook(conv_hook if isinstance(m, nn.Conv2d) else linear_hook)
+             for m in module.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    was_training = module.training
+    try:
+        module.eval()
+        with torch.no_grad():
+            module(*inputs)
+    finally:
+        module.train(was_training)
+        for h in hooks:
+            h.remove()
+    return total[0]

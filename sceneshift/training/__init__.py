@@ -5,6 +5,7 @@ import importlib
 
 SYSTEMS = {
     "classifier": "sceneshift.training.module:ClassifierModule",
+    "disentangle": "sceneshift.training.disentangle:DisentangleModule",
 }
 
 

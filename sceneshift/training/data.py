@@ -25,9 +25,13 @@ class SplitData:
 def load_split(root: str | Path, split: str, data_cfg: dict, classes: list[str] | None = None,
                devices: list[str] | None = None, log=print) -> SplitData:
     clips = read_split(root, split)
-    n = int(round(data_cfg["clip_seconds"] * data_cfg["sample_rate"]))
-    waves, kept, skipped = load_waveforms(root, clips, data_cfg["sample_rate"], n,
-                                          paths.data_dir() / "cache", data_cfg.get("workers"), log=log)
+    if data_cfg.get("features"):     # precomputed feature arrays instead of audio (data/features.py)
+        from ..data.features import load_features
+        waves, kept, skipped = load_features(data_cfg["features"], clips, log=log)
+    else:
+        n = int(round(data_cfg["clip_seconds"] * data_cfg["sample_rate"]))
+        waves, kept, skipped = load_waveforms(root, clips, data_cfg["sample_rate"], n,
+                                              paths.data_dir() / "cache", data_cfg.get("workers"), log=log)
     cidx = {c: i for i, c in enumerate(classes or [])}
     didx = {d: i for i, d in enumerate(devices or [])}
     scene_map = data_cfg.get("scene_map") or {}     # e.g. scene -> broad class for a 3-class model

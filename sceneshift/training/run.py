@@ -8,6 +8,8 @@ evaluation, ``eval/<dataset>-<split>/report.{json,md}`` with its figures.
 """
 from __future__ import annotations
 
+import csv
+import io
 import os
 import time
 from datetime import datetime
@@ -19,7 +21,7 @@ import yaml
 from .. import paths
 from ..config import apply_overrides, load_recipe, save_config
 from ..data.tau import check_dataset
-from ..io import atomic_torch_save, atomic_write_json
+from ..io import atomic_torch_save, atomic_write_json, atomic_write_text
 from . import get_system
 from .data import load_split, loader
 
@@ -36,6 +38,22 @@ def _checkpoint_io():
     return AtomicCheckpointIO()
 
 
+def _merge_metrics(earlier: Path, current: Path, upto_epoch: int):
+    """Put the rows logged before a resume (up to the checkpointed epoch) back in front of the new ones."""
+    with open(earlier, newline="") as fh:
+        rows = [r for r in csv.DictReader(fh) if r.get("epoch") and int(r["epoch"]) <= upto_epoch]
+    if current.is_file():
+        with open(current, newline="") as fh:
+            rows += list(csv.DictReader(fh))
+    keys = sorted({k for r in rows for k in r})
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=keys)
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(current, buf.getvalue())
+    earlier.unlink()
+
+
 def resolve(recipe, data=None, overrides=()) -> dict:
     cfg = apply_overrides(load_recipe(recipe), list(overrides))
     root = data or cfg["data"].get("root") or paths.default_benchmark()
@@ -43,8 +61,21 @@ def resolve(recipe, data=None, overrides=()) -> dict:
     return cfg
 
 
+def _quiet_lightning():
+    """Keep the console to what a user needs: progress, metrics, where the files went."""
+    import logging
+    import warnings
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero",
+                 "lightning.pytorch.accelerators.cuda"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    for pattern in (".*LeafSpec.*", ".*smaller than the logging interval.*", ".*litlogger.*",
+                    ".*exists and is not empty.*", ".*does not have many workers.*"):
+        warnings.filterwarnings("ignore", message=pattern)
+
+
 def train(recipe=None, data=None, out=None, overrides=(), resume=False, evaluate_after=True, log=print) -> Path:
     import lightning as L
+    _quiet_lightning()
     from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
     from lightning.pytorch.loggers import CSVLogger
 
@@ -97,9 +128,15 @@ def train(recipe=None, data=None, out=None, overrides=(), resume=False, evaluate
     last = run_dir / "checkpoints" / "last.ckpt"
     if resume and not last.is_file():
         raise FileNotFoundError(f"{last}: no checkpoint to resume from")
+    metrics_csv, earlier_csv = run_dir / "logs" / "metrics.csv", run_dir / "logs" / "metrics.before-resume.csv"
+    resumed_epoch = torch.load(last, map_location="cpu", weights_only=True)["epoch"] if resume else None
+    if resume and metrics_csv.is_file():   # Lightning's CSV logger would delete it
+        os.replace(metrics_csv, earlier_csv)
     trainer.fit(module, train_dataloaders=system.train_loader(train_data, cfg),
                 val_dataloaders=loader(val_data, t["eval_batch_size"], shuffle=False),
                 ckpt_path=str(last) if resume else None, weights_only=True)
+    if earlier_csv.is_file():
+        _merge_metrics(earlier_csv, metrics_csv, upto_epoch=resumed_epoch)
     if trainer.interrupted:
         raise KeyboardInterrupt(f"training interrupted; continue with `sceneshift train --resume --out {run_dir}`")
 

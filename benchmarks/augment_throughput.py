@@ -1,0 +1,102 @@
+"""Training throughput (clips/s) of a recipe with and without its waveform augmentations.
+
+Why: seed 003's audio augmentations (pitch shift, speed change, reverberation, ...) run on the
+fly in the training step; on a 2-core machine they must not become the bottleneck. This times
+real training steps (data loading from the waveform cache, waveform augmentations, front end,
+spectrogram augmentations, forward, backward, optimiser step) on the recipe's training split,
+once with the waveform augmentations removed and once with them, and prints both side by side
+with where the time goes.
+
+    python benchmarks/augment_throughput.py --recipe seed003_resnet --batches 12 --threads 1
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+import torch.nn.functional as F
+
+
+def measure(module, loader, n_batches: int, warmup: int = 2) -> dict:
+    opt = torch.optim.Adam(module.parameters(), lr=1e-3)
+    module.train()
+    n_cls = len(module.labels["classes"])
+    times = {"load": 0.0, "wave_augment": 0.0, "step": 0.0}
+    clips, it = 0, iter(loader)
+    for i in range(warmup + n_batches):
+        t0 = time.perf_counter()
+        try:
+            wave, y, device, _ = next(it)
+        except StopIteration:
+            it = iter(loader)
+            wave, y, device, _ = next(it)
+        t1 = time.perf_counter()
+        target = F.one_hot(y, n_cls).float()
+        for aug in module.wave_augment:
+            wave, target = aug(wave, target, device)
+        t2 = time.perf_counter()
+        with torch.no_grad():
+            x = module.net.features(wave)
+        for aug in module.spec_augment:
+            x, target = aug(x, target, device)
+        logits = module.net.head(module.net.backbone(x))
+        loss = torch.sum(-target * F.log_softmax(logits, dim=1), dim=1).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        t3 = time.perf_counter()
+        if i >= warmup:
+            times["load"] += t1 - t0
+            times["wave_augment"] += t2 - t1
+            times["step"] += t3 - t2
+            clips += len(y)
+    total = sum(times.values())
+    return {"clips": clips, "seconds": total, "clips_per_s": clips / total,
+            **{f"{k}_share": v / total for k, v in times.items()}}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--recipe", default="seed003_resnet")
+    ap.add_argument("--data", help="dataset folder (default: the built urban-mobile)")
+    ap.add_argument("--batches", type=int, default=12, help="timed training steps per variant")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("overrides", nargs="*", metavar="key=value")
+    a = ap.parse_args(argv)
+
+    from sceneshift.training import get_system
+    from sceneshift.training.data import load_split
+    from sceneshift.training.run import resolve
+    torch.set_num_threads(a.threads)
+    cfg = resolve(a.recipe, a.data, a.overrides)
+    quiet = lambda *x: None
+    train = load_split(cfg["data"]["root"], cfg["data"]["train_split"], cfg["data"], log=quiet)
+    classes = sorted({c.scene for c in train.clips if c.scene})
+    devices = sorted({c.device for c in train.clips}, key=lambda d: (len(d) > 1, d))
+    labels = {"classes": classes, "devices": devices}
+    train = load_split(cfg["data"]["root"], cfg["data"]["train_split"], cfg["data"], classes, devices, log=quiet)
+    system = get_system(cfg.get("system", "classifier"))
+
+    rows = []
+    for variant in ("without", "with"):
+        torch.manual_seed(0)
+        module = system(cfg, labels)
+        if variant == "without":
+            module.wave_augment = torch.nn.ModuleList()
+        module.fit_augmentations(train)
+        names = [a.name for a in module.wave_augment] or ["none"]
+        r = measure(module, system.train_loader(train, cfg), a.batches)
+        rows.append((variant, ", ".join(names), r))
+
+    print(f"recipe {a.recipe}, batch {cfg['train']['batch_size']}, {a.batches} timed steps, "
+          f"{a.threads} thread(s), data {cfg['data']['root']}")
+    print(f"{'waveform augmentation':<24}{'clips/s':>9}{'load %':>8}{'wave aug %':>11}{'step %':>8}  augmentations")
+    for variant, names, r in rows:
+        print(f"{variant:<24}{r['clips_per_s']:>9.1f}{100 * r['load_share']:>8.1f}{100 * r['wave_augment_share']:>11.1f}"
+              f"{100 * r['step_share']:>8.1f}  {names}")
+    print(f"ratio with / without: {rows[1][2]['clips_per_s'] / rows[0][2]['clips_per_s']:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,172 @@
+"""Device augmentations of seed 003: spectrum correction, and reverberation followed by compression.
+
+Both turn source-device (``a``) clips into clips that sound as if another device recorded them.
+
+``spectrum_correction`` (Nguyen et al. 2020, used as augmentation by Hu et al.): ``fit`` measures
+the mean STFT magnitude spectrum of every training device; the reference spectrum is the mean of
+the non-source devices' spectra (each device weighs the same, however many clips it has: every
+device's ratio is computed in its own pass, unlike the authors' loop that left all but one at
+zero). A source clip is corrected by multiplying each STFT frame by ``reference / source``. The
+ratio is formed as ``(ref + eps) / (src + eps)`` and clipped to ``+-max_gain_db``, so an empty
+bin (``|A| = 0``) can never divide by zero or blow up.
+
+``reverb_drc`` convolves a clip with one of the real room impulse responses in
+``shared/data/rooms`` (MARDY at 48 kHz and REVERB at 16 kHz, resampled to the run's rate, aligned
+on their direct path, cut to ``max_ir_seconds``), then applies dynamic range compression: a
+10-ms frame envelope, gain reduction ``(level - threshold) * (1 - 1/ratio)`` above the threshold,
+smoothed over ``smooth_ms``. The threshold is drawn relative to the clip's loudest frame, so a
+quiet recording is compressed as well as a loud one. Impulse response, threshold and ratio are
+drawn per clip; the output keeps the input's RMS level.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import register_augmentation
+from .base import Augmentation
+
+AUDIO_SUFFIXES = (".flac", ".wav")
+
+
+def mean_spectrum(waves, rows: np.ndarray, n_fft: int, hop: int, chunk: int = 64) -> torch.Tensor:
+    """Mean STFT magnitude ``(n_fft // 2 + 1,)`` over the frames of ``waves[rows]``."""
+    window = torch.hann_window(n_fft)
+    total, frames = torch.zeros(n_fft // 2 + 1, dtype=torch.float64), 0
+    for i in range(0, len(rows), chunk):
+        x = torch.from_numpy(np.asarray(waves[np.sort(rows[i:i + chunk])], dtype=np.float32))
+        mag = torch.stft(x, n_fft, hop, window=window, return_complex=True).abs()
+        total += mag.sum(dim=(0, 2)).double()
+        frames += mag.shape[0] * mag.shape[2]
+    return (total / max(frames, 1)).float()
+
+
+@register_augmentation
+class SpectrumCorrection(Augmentation):
+    name, domain = "spectrum_correction", "wave"
+
+    def __init__(self, n_fft: int = 1024, hop_length: int = 256, max_gain_db: float = 30.0, **kw):
+        kw.setdefault("source_only", True)
+        super().__init__(**kw)
+        if n_fft < 16 or hop_length < 1:
+            raise ValueError(f"spectrum_correction: bad n_fft/hop_length ({n_fft}, {hop_length})")
+        self.n_fft, self.hop, self.max_gain_db = int(n_fft), int(hop_length), float(max_gain_db)
+        self.register_buffer("ratio", torch.ones(self.n_fft // 2 + 1), persistent=False)
+        self.register_buffer("reference", torch.zeros(0), persistent=False)
+        self.register_buffer("device_spectra", torch.zeros(0), persistent=False)
+        self.fitted = False
+
+    def fit(self, train_data, cfg=None, labels=None):
+        """Per-device mean spectra of the training split; reference = mean of the non-source devices."""
+        n_dev = len((labels or self.labels).get("devices") or []) or int(train_data.devices.max()) + 1
+        spectra, present = torch.zeros(n_dev, self.n_fft // 2 + 1), []
+        for d in range(n_dev):
+            rows = np.flatnonzero(train_data.devices == d)
+            if len(rows):
+                spectra[d] = mean_spectrum(train_data.waves, rows, self.n_fft, self.hop)
+                present.append(d)
+        others = [d for d in present if d != self.source_index]
+        if self.source_index not in present or not others:
+            raise ValueError("spectrum_correction needs training clips of the source device and of at least one "
+                             f"other device (devices with clips: {[self.labels.get('devices', [])[d] for d in present] if self.labels else present})")
+        self.set_spectra(spectra[self.source_index], spectra[others].mean(dim=0), spectra)
+
+    def set_spectra(self, source: torch.Tensor, reference: torch.Tensor, device_spectra: torch.Tensor | None = None):
+        eps = 1e-6 * float(reference.abs().max().clamp_min(1e-12))
+        limit = 10 ** (self.max_gain_db / 20)
+        self.ratio = ((reference + eps) / (source + eps)).clamp(1 / limit, limit).float()
+        self.reference = reference.float()
+        self.device_spectra = device_spectra.float() if device_spectra is not None else torch.zeros(0)
+        self.fitted = True
+
+    def transform(self, x, target):
+        if not self.fitted:
+            raise RuntimeError("spectrum_correction has not been fitted: call fit(train_data, cfg, labels) first")
+        window = torch.hann_window(self.n_fft, device=x.device)
+        spec = torch.stft(x.float(), self.n_fft, self.hop, window=window, return_complex=True)
+        spec = spec * self.ratio.to(x.device)[None, :, None]
+        return torch.istft(spec, self.n_fft, self.hop, window=window, length=x.shape[-1])
+
+
+def load_room_irs(folder: str | Path, sample_rate: int, max_seconds: float) -> torch.Tensor:
+    """Every impulse response in ``folder`` at ``sample_rate``, direct path first, unit energy: ``(n, samples)``."""
+    import soundfile as sf
+    import soxr
+    files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in AUDIO_SUFFIXES)
+    if not files:
+        raise FileNotFoundError(f"reverb_drc.rooms: no .flac/.wav impulse responses in {folder}")
+    n_max, irs = int(max_seconds * sample_rate), []
+    for f in files:
+        h, fs = sf.read(str(f), dtype="float32", always_2d=True)
+        h = h[:, 0]
+        if fs != sample_rate:
+            h = soxr.resample(h, fs, sample_rate).astype(np.float32)
+        start = max(0, int(np.argmax(np.abs(h))) - int(0.001 * sample_rate))   # keep 1 ms before the direct path
+        h = h[start:start + n_max]
+        irs.append(h / max(float(np.sqrt(np.sum(h ** 2))), 1e-12))
+    bank = np.zeros((len(irs), max(len(h) for h in irs)), dtype=np.float32)
+    for i, h in enumerate(irs):
+        bank[i, :len(h)] = h
+    return torch.from_numpy(bank)
+
+
+def compress(x: torch.Tensor, threshold_db: torch.Tensor, ratio: torch.Tensor, frame: int, smooth: int) -> torch.Tensor:
+    """Dynamic range compression of each row; ``threshold_db`` is relative to the row's loudest frame."""
+    n = x.shape[-1]
+    pad = (-n) % frame
+    frames = F.pad(x, (0, pad)).view(x.shape[0], -1, frame)
+    level = 10 * torch.log10(frames.pow(2).mean(-1).clamp_min(1e-12))                      # (B, frames)
+    thr = level.amax(dim=1, keepdim=True) + threshold_db[:, None]
+    gain_db = -(level - thr).clamp_min(0) * (1 - 1 / ratio[:, None])
+    if smooth > 1:
+        gain_db = F.avg_pool1d(F.pad(gain_db[:, None], (smooth // 2, smooth - 1 - smooth // 2), mode="replicate"),
+                               smooth, stride=1)[:, 0]
+    gain = F.interpolate((10 ** (gain_db / 20))[:, None], size=frames.shape[1] * frame, mode="linear",
+                         align_corners=False)[:, 0, :n]
+    return x * gain
+
+
+@register_augmentation
+class ReverbDRC(Augmentation):
+    name, domain = "reverb_drc", "wave"
+
+    def __init__(self, rooms: str | None = None, max_ir_seconds: float = 1.0, threshold_db: tuple = (-25.0, -5.0),
+                 ratio: tuple = (2.0, 8.0), frame_ms: float = 10.0, smooth_ms: float = 50.0, **kw):
+        kw.setdefault("source_only", True)
+        super().__init__(**kw)
+        if len(threshold_db) != 2 or len(ratio) != 2 or not 1 <= ratio[0] <= ratio[1]:
+            raise ValueError(f"reverb_drc: threshold_db and ratio are [low, high] ranges with 1 <= ratio "
+                             f"(got {threshold_db}, {ratio})")
+        self.rooms, self.max_ir_seconds = rooms, float(max_ir_seconds)
+        self.threshold_db, self.ratio_range = tuple(map(float, threshold_db)), tuple(map(float, ratio))
+        self.sample_rate = int((self.cfg.get("data") or {}).get("sample_rate", 16000))
+        self.frame = max(1, int(frame_ms * self.sample_rate / 1000))
+        self.smooth = max(1, int(round(smooth_ms / frame_ms)))
+        self.bank: torch.Tensor | None = None
+
+    def room_folder(self) -> Path:
+        if self.rooms:
+            return Path(self.rooms).expanduser()
+        from ..paths import shared_dir
+        return shared_dir() / "data" / "rooms"
+
+    def set_bank(self, bank: torch.Tensor):
+        """Use these impulse responses ``(n, samples)`` (tests; other rooms)."""
+        self.bank = bank.float()
+
+    def transform(self, x, target):
+        if self.bank is None:
+            self.set_bank(load_room_irs(self.room_folder(), self.sample_rate, self.max_ir_seconds))
+        n, length = x.shape[0], x.shape[-1]
+        pick = torch.randint(len(self.bank), (n,), generator=self.generator)
+        thr = self.uniform(n, *self.threshold_db).to(x.device)
+        ratio = self.uniform(n, *self.ratio_range).to(x.device)
+        h = self.bank[pick].to(x.device)
+        size = 1 << int(np.ceil(np.log2(length + h.shape[-1] - 1)))
+        wet = torch.fft.irfft(torch.fft.rfft(x.float(), size) * torch.fft.rfft(h, size), size)[:, :length]
+        out = compress(wet, thr, ratio, self.frame, self.smooth)
+        rms_in = x.float().pow(2).mean(1, keepdim=True).sqrt()
+        return out * rms_in / out.pow(2).mean(1, keepdim=True).sqrt().clamp_min(1e-8)

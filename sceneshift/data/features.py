@@ -1,0 +1,149 @@
+"""Precomputed features: train and evaluate from a folder of per-clip ``.npy`` arrays.
+
+Seed 000 trained on a published set of precomputed log-mel features. sceneshift reads such
+sets when the recipe names a feature folder (``data.features=DIR``). The layout mirrors the
+TAU 2020 Mobile one: the clip lists stay ``evaluation_setup/fold1_<split>.csv`` of the dataset
+root (``--data``), and the features of the clip listed as ``audio/x-a.wav`` are the array
+``DIR/audio/x-a.npy``, shaped ``(channels, mel bands, frames)`` or ``(mel bands, frames)``.
+An optional ``DIR/features.json`` may say ``"layout": "TF"`` for arrays stored time first
+(as the DCASE 2018 set of the paper is) and records how the features were made.
+``sceneshift features extract`` writes such a folder from audio with a recipe's front end,
+together with copies of the clip lists, so the folder is a complete dataset root itself.
+
+The network's front end is then a pass-through (``PrecomputedFrontend``): the recipe's
+``frontend`` section only has to state the channel count (``n_deltas``) of the arrays.
+
+Why no pickles: the paper's feature set ships as Python pickles, and unpickling runs whatever
+code the file names, so a pickle from an unknown source is a code-execution risk. Arrays are
+read with ``numpy.load(..., allow_pickle=False)``, which refuses object arrays; convert a
+pickled set to ``.npy`` files once, in an isolated environment, and only if you trust it.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .tau import Clip
+
+LAYOUTS = ("CFT", "FT", "TF")
+
+
+class PrecomputedFrontend(nn.Module):
+    """The front end of a run on precomputed features: checks the shape, passes the features on."""
+
+    def __init__(self, channels: int = 1):
+        super().__init__()
+        self.channels = channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 2:
+            raise ValueError("this run was trained on precomputed features (data.features); it takes feature "
+                             "arrays (batch, channels, mel bands, frames), not audio waveforms")
+        if x.dim() == 3:
+            x = x[:, None]
+        if x.shape[1] != self.channels:
+            raise ValueError(f"frontend.n_deltas: the features have {x.shape[1]} channel(s) but the recipe "
+                             f"expects {self.channels} (1 + n_deltas)")
+        return x.float()
+
+
+def feature_path(folder: str | Path, filename: str) -> Path:
+    """Where the features of the clip ``filename`` (as listed in the split CSV) live."""
+    return Path(folder) / Path(filename).with_suffix(".npy")
+
+
+def folder_layout(folder: Path) -> str:
+    spec = folder / "features.json"
+    layout = json.loads(spec.read_text()).get("layout", "CFT") if spec.is_file() else "CFT"
+    if layout not in LAYOUTS:
+        raise ValueError(f"{spec}: layout must be one of {LAYOUTS}, got {layout!r}")
+    return layout
+
+
+def read_array(path: Path, layout: str = "CFT") -> np.ndarray:
+    """One clip's features as float32 ``(channels, mel bands, frames)``; pickled content is refused."""
+    try:
+        x = np.load(path, allow_pickle=False)
+    except ValueError as e:
+        raise ValueError(f"{path}: holds pickled Python objects, which are refused (loading them can run "
+                         f"arbitrary code); save plain numeric arrays instead ({e})") from None
+    if layout == "TF":
+        x = x.T if x.ndim == 2 else np.swapaxes(x, -1, -2)
+    if x.ndim == 2:
+        x = x[None]
+    if x.ndim != 3 or not np.issubdtype(x.dtype, np.number):
+        raise ValueError(f"{path}: expected a numeric (mel, frames) or (channels, mel, frames) array, "
+                         f"got {x.dtype} {x.shape}")
+    return x.astype(np.float32)
+
+
+def load_features(folder: str | Path, clips: list[Clip], log=print):
+    """``(features [N, C, F, T] float32 read-only, kept clips, skipped [(filename, reason)])``.
+
+    Clips whose file is missing, unreadable or shaped unlike the first one are skipped with a
+    reason, as unreadable audio is.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"data.features: {folder} is not a folder of precomputed features")
+    layout = folder_layout(folder)
+    arrays, kept, skipped, shape = [], [], [], None
+    for c in clips:
+        path = feature_path(folder, c.filename)
+        if not path.is_file():
+            skipped.append((c.filename, f"no feature file {path}"))
+            continue
+        try:
+            x = read_array(path, layout)
+        except (ValueError, OSError) as e:
+            skipped.append((c.filename, str(e)))
+            continue
+        shape = shape or x.shape
+        if x.shape != shape:
+            skipped.append((c.filename, f"features shaped {x.shape}, unlike the split's {shape}"))
+            continue
+        arrays.append(x)
+        kept.append(c)
+    out = np.stack(arrays) if arrays else np.zeros((0, 1, 1, 1), np.float32)
+    out.flags.writeable = False        # like the waveform cache: nothing downstream may modify it
+    log(f"read {len(kept)} feature arrays {shape} from {folder} ({len(skipped)} skipped)")
+    return out, kept, skipped
+
+
+def extract_features(root: str | Path, out: str | Path, cfg: dict, splits=("train", "validate", "evaluate"),
+                     batch_size: int = 64, log=print) -> Path:
+    """Write the front-end features of ``splits`` of ``root`` as a feature folder (with its clip lists)."""
+    from ..frontend import create_frontend
+    from ..training.data import load_split
+    root, out = Path(root), Path(out)
+    if cfg["data"].get("features"):
+        raise ValueError("data.features: extraction reads audio; unset data.features")
+    frontend = create_frontend(cfg["frontend"]).eval()
+    shape = None
+    for split in splits:
+        data = load_split(root, split, cfg["data"], log=log)
+        for i in range(0, len(data.clips), batch_size):
+            w = torch.from_numpy(np.asarray(data.waves[i:i + batch_size], dtype=np.float32))
+            with torch.no_grad():
+                x = frontend(w).numpy()
+            shape = x.shape[1:]
+            for clip, feats in zip(data.clips[i:i + batch_size], x):
+                path = feature_path(out, clip.filename)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                np.save(path, feats)
+        (out / "evaluation_setup").mkdir(parents=True, exist_ok=True)
+        shutil.copy(root / "evaluation_setup" / f"fold1_{split}.csv", out / "evaluation_setup")
+        log(f"{split}: {len(data.clips)} clips -> {out}")
+    for name in ("meta.csv", "devices.json"):
+        if (root / name).is_file():
+            shutil.copy(root / name, out / name)
+    spec = {"layout": "CFT", "shape": list(shape) if shape is not None else None, "source": str(root),
+            "sample_rate": cfg["data"]["sample_rate"], "clip_seconds": cfg["data"]["clip_seconds"],
+            "frontend": cfg["frontend"]}
+    (out / "features.json").write_text(json.dumps(spec, indent=2) + "\n")
+    return out

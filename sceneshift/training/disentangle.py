@@ -1,0 +1,261 @@
+"""Seed 000's training system: configurations C0 ... C3M of Abesser et al. (ICASSP 2022).
+
+Everything that distinguishes the six configurations of Figure 2 is in ``CONFIGS`` below:
+how a batch is composed, whether the embedding is masked, which scene labels the
+configuration may see and which loss terms over which batch rows make up L_A (scene) and
+L_D (device). The total loss is eq. (1), ``L = L_A + w_D * L_D``; variance terms carry the
+weight ``w_v``. Defaults follow the paper: w_D = 10 (the authors' code used 100), w_v = 500.
+
+Batches (Section 3.3 and the authors' code): B/2 random clips of the source device and B/2
+random clips of the target devices, shuffled across batch positions. The mask goes by
+*position*: rows in the first half of the batch get ``m+`` (first embedding half), rows in the
+second half ``m-``. In urban-mobile the source is device ``a`` and the targets are the seen
+devices of the training split (b, c, s1-s3); in DCASE 2018 Task 1B they are A and B, C.
+
+Configurations that may not use target scene labels (C2, C2M) never receive them: the
+training dataset replaces them by -1 before they reach the module, and a loss term that
+selects a row without a label raises. Checkpoints are chosen on the validation split with
+the labels the configuration may use (``train.monitor`` in the recipes: source-device
+accuracy ``val/acc_source`` for C0, C2, C2M; all devices ``val/acc`` for C1, C3, C3M).
+
+Options (recipe section ``system_options``): config, w_device, w_var, source_device,
+eval_mask, batches_per_epoch.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Sampler
+
+from ..classifier import build_frontend
+from ..heads.losses import cross_entropy, variance_loss
+from ..models import create_model
+from ..models.disentangle import DisentangleNet
+from .data import SplitData, WaveDataset
+from .module import ClassifierModule
+
+
+@dataclass(frozen=True)
+class Term:
+    kind: str    # "ce": cross-entropy against the labels; "var": variance loss (weight w_v)
+    rows: str    # which batch rows: all, source, target, first, second, first_source
+
+
+@dataclass(frozen=True)
+class Config:
+    batch: str                  # "source": B source clips; "half": B/2 source + B/2 target, shuffled
+    masked: bool                # m+ on the first batch half, m- on the second; embedding 2E
+    target_scene_labels: bool   # whether target clips' scene labels are given to training at all
+    scene: tuple                # terms of L_A (scene head)
+    device: tuple = ()          # terms of L_D (device head)
+
+
+CONFIGS = {
+    "C0": Config("source", False, False, scene=(Term("ce", "all"),)),
+    "C1": Config("half", False, True, scene=(Term("ce", "target"), Term("ce", "source"))),
+    "C2": Config("half", False, False, scene=(Term("ce", "source"),), device=(Term("ce", "all"),)),
+    "C3": Config("half", False, True, scene=(Term("ce", "all"),), device=(Term("ce", "all"),)),
+    "C2M": Config("half", True, False, scene=(Term("ce", "first_source"),),
+                  device=(Term("ce", "second"), Term("var", "first"))),
+    "C3M": Config("half", True, True, scene=(Term("ce", "first"), Term("var", "second")),
+                  device=(Term("ce", "second"), Term("var", "first"))),
+}
+
+OPTIONS = {"config": "C3M", "w_device": 10.0, "w_var": 500.0, "source_device": None, "eval_mask": None,
+           "batches_per_epoch": None}
+
+
+def system_options(cfg: dict) -> dict:
+    given = cfg.get("system_options") or {}
+    for key in given:
+        if key not in OPTIONS:
+            raise ValueError(f"system_options.{key}: unknown option of the disentangle system "
+                             f"(known: {', '.join(OPTIONS)})")
+    opts = {**OPTIONS, **given}
+    opts["config"] = str(opts["config"]).upper()
+    if opts["config"] not in CONFIGS:
+        raise ValueError(f"system_options.config: unknown configuration {given.get('config')!r} "
+                         f"(one of {', '.join(CONFIGS)})")
+    return opts
+
+
+def source_devices(cfg: dict) -> list[str]:
+    """The source device(s): ``system_options.source_device``, else the dataset's device groups."""
+    from ..data.tau import device_groups
+    given = system_options(cfg)["source_device"]
+    if given:
+        return [given] if isinstance(given, str) else list(given)
+    return device_groups(cfg["data"]["root"])["source"]
+
+
+def row_sets(is_source: torch.Tensor, first: torch.Tensor) -> dict:
+    return {"all": None, "source": is_source, "target": ~is_source, "first": first, "second": ~first,
+            "first_source": first & is_source}
+
+
+def config_loss(config: Config, scene_logits, device_logits, y, d, is_source, first, w_device: float,
+                w_var: float) -> tuple[torch.Tensor, dict]:
+    """Eq. (1) for one configuration: ``L_A + w_D * L_D`` and its parts (for logging)."""
+    rows = row_sets(is_source, first)
+
+    def total(terms, logits, target):
+        out = scene_logits.new_zeros(())
+        for t in terms:
+            if t.kind == "ce":
+                out = out + cross_entropy(logits, target, rows[t.rows])
+            else:
+                out = out + w_var * variance_loss(logits, rows[t.rows])
+        return out
+
+    loss_a = total(config.scene, scene_logits, y)
+    loss_d = total(config.device, device_logits, d)
+    return loss_a + w_device * loss_d, {"loss_scene": loss_a.detach(), "loss_device": loss_d.detach()}
+
+
+class DomainBatches(Sampler):
+    """Batches of indices: ``B/2`` source then ``B/2`` target clips, shuffled together (or B source).
+
+    Each domain is drawn without replacement from a fresh permutation, continuing across
+    epochs, so every clip is seen equally often. The RNG is seeded: runs repeat exactly.
+    """
+
+    def __init__(self, source: np.ndarray, target: np.ndarray | None, batch_size: int, n_batches: int,
+                 seed: int = 0):
+        if batch_size < 2 or batch_size % 2:
+            raise ValueError(f"train.batch_size: half-source/half-target batches need an even size >= 2, "
+                             f"got {batch_size}")
+        if not len(source):
+            raise ValueError("the training split has no clip of the source device")
+        self.source, self.target = np.asarray(source), None if target is None else np.asarray(target)
+        self.batch_size, self.n_batches = batch_size, n_batches
+        self.rng = np.random.default_rng(seed)
+        self._streams = {}
+
+    def _take(self, name: str, pool: np.ndarray, k: int) -> list[int]:
+        buf = self._streams.get(name, np.zeros(0, dtype=np.int64))
+        while len(buf) < k:
+            buf = np.concatenate([buf, self.rng.permutation(pool)])
+        self._streams[name] = buf[k:]
+        return buf[:k].tolist()
+
+    def __len__(self):
+        return self.n_batches
+
+    def __iter__(self):
+        for _ in range(self.n_batches):
+            if self.target is None:
+                yield self._take("source", self.source, self.batch_size)
+                continue
+            half = self.batch_size // 2
+            batch = np.array(self._take("source", self.source, half) + self._take("target", self.target, half))
+            yield batch[self.rng.permutation(len(batch))].tolist()
+
+
+class SourceLabelsOnly(WaveDataset):
+    """Training items whose target-device clips carry no scene label (-1): C2 and C2M."""
+
+    def __init__(self, data: SplitData, source_index: set[int]):
+        super().__init__(data)
+        self.source_index = source_index
+
+    def __getitem__(self, i):
+        wave, y, d, row = super().__getitem__(i)
+        return wave, (y if d in self.source_index else -1), d, row
+
+
+def split_domains(data: SplitData, devices: list[str], cfg: dict) -> tuple[np.ndarray, np.ndarray, set[int]]:
+    """Row indices of source and target clips in ``data`` and the source device indices."""
+    names = source_devices(cfg)
+    unknown = [n for n in names if n not in devices]
+    if unknown:
+        raise ValueError(f"system_options.source_device: {unknown[0]!r} is not a device of the training split "
+                         f"({', '.join(devices)})")
+    src = {devices.index(n) for n in names}
+    is_src = np.isin(data.devices, sorted(src))
+    return np.flatnonzero(is_src), np.flatnonzero(~is_src & (data.devices >= 0)), src
+
+
+class DisentangleModule(ClassifierModule):
+    def __init__(self, cfg: dict, labels: dict):
+        if cfg.get("augment"):
+            raise ValueError("augment: the disentangle system trains without augmentation, as seed 000 does "
+                             "(remove the recipe's augment list)")
+        super().__init__(cfg, labels)
+        self.opts = system_options(cfg)
+        self.config = CONFIGS[self.opts["config"]]
+        self.source_index = torch.tensor(sorted({labels["devices"].index(n) for n in source_devices(cfg)}))
+        self._val_extra = []
+
+    @staticmethod
+    def build_net(cfg: dict, labels: dict) -> DisentangleNet:
+        opts = system_options(cfg)
+        if cfg["head"]["name"] != "linear":
+            raise ValueError(f"head.name: the disentangle system uses dense (linear) heads, got {cfg['head']['name']!r}")
+        frontend = build_frontend(cfg)
+        model_cfg = dict(cfg["model"])
+        backbone = create_model(model_cfg.pop("name"), in_channels=frontend.channels, **model_cfg)
+        return DisentangleNet(frontend, backbone, len(labels["classes"]), len(labels["devices"]),
+                              CONFIGS[opts["config"]].masked, opts["eval_mask"])
+
+    @staticmethod
+    def train_loader(data: SplitData, cfg: dict) -> DataLoader:
+        opts = system_options(cfg)
+        config = CONFIGS[opts["config"]]
+        t = cfg["train"]
+        devices = cfg["labels"]["devices"]
+        source, target, src_index = split_domains(data, devices, cfg)
+        if config.batch == "half" and not len(target):
+            raise ValueError(f"system_options.config {opts['config']}: the training split has no target-device "
+                             f"clips (devices other than {', '.join(devices[i] for i in sorted(src_index))})")
+        used = len(source) + (len(target) if config.batch == "half" else 0)
+        n_batches = int(opts["batches_per_epoch"] or math.ceil(used / t["batch_size"]))
+        sampler = DomainBatches(source, target if config.batch == "half" else None, t["batch_size"], n_batches,
+                                seed=t["seed"])
+        dataset = WaveDataset(data) if config.target_scene_labels else SourceLabelsOnly(data, src_index)
+        return DataLoader(dataset, batch_sampler=sampler, num_workers=0)
+
+    def batch_masks(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(first-half flag per row, mask per row): m+ / m- by position, or all ones unmasked."""
+        first = torch.arange(n, device=self.device) < n // 2
+        if not self.config.masked:
+            return first, self.net.mask("all").expand(n, -1)
+        return first, torch.where(first[:, None], self.net.mask("+"), self.net.mask("-"))
+
+    def training_step(self, batch, batch_idx):
+        wave, y, d, _ = batch
+        with torch.no_grad():
+            x = self.net.features(wave)
+        z = self.net.backbone(x)
+        first, mask = self.batch_masks(len(y))
+        scene_logits, device_logits = self.net.heads(z, mask)
+        is_source = torch.isin(d, self.source_index.to(d.device))
+        loss, parts = config_loss(self.config, scene_logits, device_logits, y, d, is_source, first,
+                                  float(self.opts["w_device"]), float(self.opts["w_var"]))
+        n = len(y)
+        self.log("train/loss", loss, prog_bar=True, on_epoch=True, on_step=False, batch_size=n)
+        for k, v in parts.items():
+            self.log(f"train/{k}", v, on_epoch=True, on_step=False, batch_size=n)
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        wave, y, d, _ = batch
+        z = self.net.embed(wave)
+        scene_logits, _ = self.net.heads(z, self.net.mask(self.net.eval_mask))
+        _, device_logits = self.net.heads(z, self.net.mask("-" if self.net.masked else "all"))
+        self._val.append((scene_logits.float().cpu(), y.cpu()))
+        self._val_extra.append((scene_logits.argmax(1).cpu(), device_logits.argmax(1).cpu(), y.cpu(), d.cpu()))
+
+    def on_validation_epoch_end(self):
+        if self._val_extra:
+            pa, pd, y, d = (torch.cat(x) for x in zip(*self._val_extra))
+            self._val_extra.clear()
+            src = torch.isin(d, self.source_index)
+            for name, rows in (("source", src & (y >= 0)), ("target", ~src & (d >= 0) & (y >= 0))):
+                if rows.any():
+                    self.log(f"val/acc_{name}", (pa[rows] == y[rows]).float().mean())
+            if self.config.device and (d >= 0).any():
+                self.log("val/device_acc", (pd[d >= 0] == d[d >= 0]).float().mean())
+        super().on_validation_epoch_end()

@@ -1,0 +1,80 @@
+"""The TAU 2020 Mobile layout loader against the real official split lists, and ICME label files."""
+from collections import Counter
+
+import pytest
+
+from sceneshift.data.icme import read_labels
+from sceneshift.data.tau import check_dataset, device_groups, device_of, read_split, read_table
+
+
+@pytest.fixture
+def tau_root(tmp_path, shared_dir):
+    """A TAU-layout folder holding the real official lists (no audio needed to count them)."""
+    setup = tmp_path / "evaluation_setup"
+    setup.mkdir()
+    for name in ("fold1_train.csv", "fold1_evaluate.csv"):
+        (setup / name).write_bytes((shared_dir / "data/metadata/tau2020-mobile" / name).read_bytes())
+    return tmp_path
+
+
+def test_official_train_split_counts(tau_root):
+    clips = read_split(tau_root, "train")
+    assert len(clips) == 13965
+    assert Counter(c.device for c in clips) == {"a": 10215, "b": 750, "c": 750, "s1": 750, "s2": 750, "s3": 750}
+    assert Counter(c.scene for c in clips) == {
+        "airport": 1394, "bus": 1400, "metro": 1382, "metro_station": 1380, "park": 1429, "public_square": 1428,
+        "shopping_mall": 1374, "street_pedestrian": 1386, "street_traffic": 1413, "tram": 1379}
+
+
+def test_official_evaluate_split_counts(tau_root):
+    clips = read_split(tau_root, "evaluate")
+    assert len(clips) == 2970
+    assert Counter(c.device for c in clips) == {d: 330 for d in ["a", "b", "c", "s1", "s2", "s3", "s4", "s5", "s6"]}
+    assert set(Counter(c.scene for c in clips).values()) == {297}
+    # the TAU 2020 grouping applies when there is no devices.json
+    groups = device_groups(tau_root)
+    assert groups["unseen"] == ["s4", "s5", "s6"] and groups["source"] == ["a"]
+
+
+def test_device_suffix_and_errors(tmp_path):
+    assert device_of("audio/airport-lisbon-1000-40000-s4.wav") == "s4"
+    assert device_of("audio/bus-a.flac") == "a"
+    with pytest.raises(ValueError, match="no device suffix"):
+        device_of("audio/clip.wav")
+    with pytest.raises(ValueError, match="unknown split"):
+        read_split(tmp_path, "dev")
+    with pytest.raises(FileNotFoundError, match="sceneshift benchmark build"):
+        check_dataset(tmp_path)
+
+
+def test_groups_override_and_bad_override(tmp_path):
+    assert device_groups(tmp_path, "source=a;target=b,c") == {"source": ["a"], "target": ["b", "c"]}
+    with pytest.raises(ValueError, match="--groups"):
+        device_groups(tmp_path, "a,b")
+
+
+def test_unlabeled_test_split(tmp_path):
+    (tmp_path / "evaluation_setup").mkdir()
+    (tmp_path / "evaluation_setup/fold1_test.csv").write_text("filename\naudio/x-1-s5.wav\n")
+    [clip] = read_split(tmp_path, "test")
+    assert clip.scene is None and clip.device == "s5"
+
+
+def test_icme_label_files(shared_dir):
+    labeled, unlabeled = read_labels(shared_dir / "data/metadata/icme2024-cas/ICME2024_ASC_dev_label.csv")
+    assert len(labeled) == 1740 and len(unlabeled) == 6960          # 8,700 development clips, 1,740 labeled
+    assert Counter(labeled.values())["Airport"] == 220
+    assert len(set(labeled.values())) == 10
+    ev_labeled, ev_unlabeled = read_labels(shared_dir / "data/metadata/icme2024-cas/ICME2024_ASC_eval.csv")
+    assert len(ev_labeled) == 0 and len(ev_unlabeled) == 1100
+
+
+def test_benchmark_layout(tiny_benchmark):
+    meta = read_table(tiny_benchmark / "meta.csv")
+    assert list(meta[0]) == ["filename", "scene_label", "identifier", "source_label"]
+    for split in ("train", "validate", "evaluate"):
+        clips = read_split(tiny_benchmark, split)
+        assert clips and all((tiny_benchmark / c.filename).is_file() for c in clips)
+    assert {c.device for c in read_split(tiny_benchmark, "validate")} <= {"a", "b", "c", "s1", "s2", "s3"}
+    assert {c.device for c in read_split(tiny_benchmark, "evaluate")} >= {"s4", "s5", "s6"}
+    assert device_groups(tiny_benchmark)["seen"] == ["b", "c", "s1", "s2", "s3"]
