@@ -19,3 +19,5 @@ done
 sceneshift evaluate "$RUNS/c0" --adapt bandwise                # per-device report of C0[12]
 sceneshift table1 "$RUNS"/c0 "$RUNS"/c1 "$RUNS"/c2 "$RUNS"/c2m "$RUNS"/c3 "$RUNS"/c3m \
   --adapt bandwise "$RUNS/c0" --out "$RUNS/table1"
+# Linear probes on each embedding half (is device information gone from the m+ half?)
+python "$(dirname "$0")/seed000_probe.py" "$RUNS"/c2m "$RUNS"/c3m "$RUNS"/c3 --out "$RUNS/probes"

@@ -197,6 +197,9 @@ def main(argv=None) -> int:
     if hasattr(a, "overrides"):   # key=value overrides may follow options
         extra = [r for r in rest if "=" in r and not r.startswith("-")]
         a.overrides, rest = a.overrides + extra, [r for r in rest if r not in extra]
+        if a.recipe and "=" in a.recipe and not Path(a.recipe).exists():   # `sceneshift run key=value`
+            a.overrides.insert(0, a.recipe)
+            a.recipe = "baseline" if a.command == "run" else None
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if a.data_dir:

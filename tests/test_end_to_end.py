@@ -89,6 +89,9 @@ def test_cli_errors_name_what_is_missing(tmp_path, capsys):
     assert main(["train", "baseline", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err
     assert "nowhere" in err and "sceneshift benchmark build" in err
+    assert main(["run", "train.epochs=1", "--data", str(tmp_path / "nowhere")]) == 2   # override, not a recipe
+    err = capsys.readouterr().err
+    assert "nowhere" in err and "recipe" not in err
     assert main(["evaluate", str(tmp_path)]) == 2
     assert "not a run folder" in capsys.readouterr().err
     assert main(["train", "baseline", "--out", str(tmp_path / "r"), "train.epohcs=1"]) == 2

@@ -31,7 +31,7 @@ def band_statistics(frontend: nn.Module, waves, batch_size: int = 128, device="c
     total = total_sq = None
     count = 0
     for i in range(0, len(waves), batch_size):
-        w = torch.from_numpy(np.asarray(waves[i:i + batch_size], dtype=np.float32)).to(device)
+        w = torch.from_numpy(np.array(waves[i:i + batch_size], dtype=np.float32)).to(device)
         x = frontend(w).double()                                   # (B, C, F, T)
         s, sq = x.sum(dim=(0, 3)), (x * x).sum(dim=(0, 3))
         total, total_sq = (s, sq) if total is None else (total + s, total_sq + sq)

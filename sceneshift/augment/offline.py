@@ -3,8 +3,11 @@
 Hu et al. generate extra training data once (spectrum-corrected and reverberated copies of
 device A, ...). ``sceneshift augment generate`` does the same with the very modules a recipe
 uses on the fly, so both give the same kind of data: each waveform entry of the recipe's
-``augment`` list is applied with ``p = 1`` to every selected training clip it applies to
-(``source_only`` entries to source-device clips only), ``copies`` times with fresh draws.
+``augment`` list (each choice of a ``one_of`` entry: one extra set per method, as the paper) is
+applied with ``p = 1`` to every selected training clip it applies to (``source_only`` entries to
+source-device clips only), ``copies`` times with fresh draws. Spectrogram entries (crop,
+SpecAugment, mixup) are not written: they stay on the fly. Train on the new dataset with a
+recipe whose augment list keeps only those.
 
 The new dataset ``OUT`` holds the original lists (``meta.csv``, ``evaluation_setup/*``,
 ``devices.json``) with the generated clips appended to ``fold1_train.csv`` and ``meta.csv``;
@@ -18,7 +21,6 @@ dataset that looks complete; a rerun skips clips already written.
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from pathlib import Path
@@ -90,10 +92,14 @@ def generate(cfg: dict, out: str | Path, copies: int = 1, devices: str = "source
     dev_names = sorted({c.device for c in train.clips}, key=lambda d: (len(d) > 1, d))
     labels = {"classes": classes, "devices": dev_names}
     train = load_split(root, cfg["data"]["train_split"], cfg["data"], classes, dev_names, log=log)
-    wave_augs, spec_augs = build_augmentations(specs, cfg, labels)
+    entries = []    # one extra set per method, as the paper: a one_of list is written as its choices
+    for spec in specs:
+        entries += list(spec.get("choices") or []) if spec.get("name") == "one_of" else [spec]
+    wave_augs, spec_augs = build_augmentations(entries, cfg, labels)
     if spec_augs:
-        raise ValueError("augment generate writes audio: spectrogram augmentations "
-                         f"({', '.join(a.name for a in spec_augs)}) apply on the fly only; remove them from the list")
+        log(f"not written (spectrogram augmentations apply on the fly): {', '.join(a.name for a in spec_augs)}")
+    if not wave_augs:
+        raise ValueError("augment generate writes audio: the recipe's augment list has no waveform augmentation")
     if devices == "source":
         wanted = set(device_groups(root)["source"])
     elif devices == "all":
@@ -108,7 +114,9 @@ def generate(cfg: dict, out: str | Path, copies: int = 1, devices: str = "source
     (out / "audio").mkdir(parents=True, exist_ok=True)
     meta = {r["filename"]: r for r in read_meta(root)}
     new_rows, written = [], 0
+    names = [a.name for a in wave_augs]
     for k, aug in enumerate(wave_augs):
+        tag = aug.name if names.count(aug.name) == 1 else f"{aug.name}_{k}"   # the same method twice
         if hasattr(aug, "fit"):
             aug.fit(train, cfg, labels)
         for copy in range(copies):
@@ -116,7 +124,7 @@ def generate(cfg: dict, out: str | Path, copies: int = 1, devices: str = "source
             for r, waves in augmented_batches(aug, train, rows, len(classes), batch_size):
                 for row, wave in zip(r, waves):
                     clip = train.clips[int(row)]
-                    name = generated_name(clip.filename, aug.name, copy, clip.device)
+                    name = generated_name(clip.filename, tag, copy, clip.device)
                     if not (out / name).exists():
                         _write_flac(out / name, wave, sample_rate)
                         written += 1

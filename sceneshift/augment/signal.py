@@ -40,6 +40,7 @@ def read_rows(x: torch.Tensor, rates: torch.Tensor, n_out: int, n_valid: torch.T
     if bool((rates > 1).any()):
         x = lowpass_rows(x, torch.where(rates > 1, 1.0 / rates, torch.ones_like(rates)))
     n_valid = torch.full_like(rates, x.shape[-1]) if n_valid is None else n_valid.to(x.device, x.dtype)
+    n_valid = n_valid.clamp(1, x.shape[-1])
     pos = torch.arange(n_out, device=x.device, dtype=x.dtype)[None] * rates[:, None]
     pos = torch.remainder(pos, n_valid[:, None])
     i0 = pos.floor().long()

@@ -30,9 +30,15 @@ def _decode(job):
 
 
 def cache_key(root: Path, clips: list[Clip], sample_rate: int, n_samples: int) -> str:
+    """Names, sizes and modification times of the files: a rebuilt dataset gets a fresh cache."""
     h = hashlib.sha1(f"{Path(root).resolve()}|{sample_rate}|{n_samples}".encode())
     for c in clips:
-        h.update(c.filename.encode() + b"\0")
+        try:
+            st = os.stat(Path(root) / c.filename)
+            stamp = f"{st.st_size}:{st.st_mtime_ns}"
+        except OSError:
+            stamp = "missing"
+        h.update(f"{c.filename}|{stamp}\0".encode())
     return h.hexdigest()[:16]
 
 

@@ -8,7 +8,10 @@ root (``--data``), and the features of the clip listed as ``audio/x-a.wav`` are 
 An optional ``DIR/features.json`` may say ``"layout": "TF"`` for arrays stored time first
 (as the DCASE 2018 set of the paper is) and records how the features were made.
 ``sceneshift features extract`` writes such a folder from audio with a recipe's front end,
-together with copies of the clip lists, so the folder is a complete dataset root itself.
+together with copies of the clip lists, so the folder is a complete dataset root itself:
+``sceneshift train c3m --data DIR data.features=DIR``. A run on features is evaluated on its own
+folder by default; ``sceneshift evaluate RUN --data DIR2`` scores another feature folder when
+``DIR2`` holds a ``features.json`` (otherwise ``DIR2`` only supplies the clip lists).
 
 The network's front end is then a pass-through (``PrecomputedFrontend``): the recipe's
 ``frontend`` section only has to state the channel count (``n_deltas``) of the arrays.
@@ -109,6 +112,9 @@ def load_features(folder: str | Path, clips: list[Clip], log=print):
             continue
         arrays.append(x)
         kept.append(c)
+    if clips and not arrays:
+        raise FileNotFoundError(f"data.features: none of the {len(clips)} clips has usable features in {folder} "
+                                f"({skipped[0][0]}: {skipped[0][1]})")
     out = np.stack(arrays) if arrays else np.zeros((0, 1, 1, 1), np.float32)
     out.flags.writeable = False        # like the waveform cache: nothing downstream may modify it
     log(f"read {len(kept)} feature arrays {shape} from {folder} ({len(skipped)} skipped)")

@@ -21,7 +21,7 @@ def evaluate(run: str | Path, data: str | Path | None = None, split: str = "eval
     root = Path(data or cfg["data"].get("root") or paths.default_benchmark())
     check_dataset(root, splits=(split,))
     data_cfg = dict(cfg["data"])
-    if data and data_cfg.get("features"):     # a run on precomputed features scores another feature folder
+    if data_cfg.get("features") and (root / "features.json").is_file():   # --data names another feature folder
         data_cfg["features"] = str(root)
     split_data = load_split(root, split, data_cfg, classes=predictor.classes, devices=predictor.labels.get("devices"),
                             log=log)

@@ -35,7 +35,7 @@ class RunPredictor:
     def logits(self, waves: np.ndarray, batch_size: int = 128) -> np.ndarray:
         out = []
         for i in range(0, len(waves), batch_size):
-            x = torch.from_numpy(np.asarray(waves[i:i + batch_size], dtype=np.float32)).to(self.device)
+            x = torch.from_numpy(np.array(waves[i:i + batch_size], dtype=np.float32)).to(self.device)
             out.append(self.net(x).float().cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, len(self.classes)), np.float32)
 

@@ -29,7 +29,7 @@ def _embeddings(predictor, waves, batch_size: int) -> np.ndarray:
     out = []
     with torch.no_grad():
         for i in range(0, len(waves), batch_size):
-            w = torch.from_numpy(np.asarray(waves[i:i + batch_size], dtype=np.float32)).to(predictor.device)
+            w = torch.from_numpy(np.array(waves[i:i + batch_size], dtype=np.float32)).to(predictor.device)
             out.append(predictor.net.embed(w).float().cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, 1), np.float32)
 
@@ -47,7 +47,7 @@ def score_run(run: str | Path, data=None, split: str = "evaluate", adapt: str | 
     cfg, net = predictor.cfg, predictor.net
     root = Path(data or cfg["data"]["root"])
     data_cfg = dict(cfg["data"])
-    if data and data_cfg.get("features"):
+    if data_cfg.get("features") and (root / "features.json").is_file():   # --data names another feature folder
         data_cfg["features"] = str(root)
     devices = list(predictor.labels["devices"])
     split_data = load_split(root, split, data_cfg, predictor.classes, devices, log=log)
@@ -141,6 +141,8 @@ def markdown(rows: list[dict]) -> str:
 
 def table1(runs: list, adapted: list | None = None, data=None, split: str = "evaluate", out=None, log=print) -> dict:
     """Score ``runs`` and ``adapted`` ([(method, run), ...]) and write table1.json / table1.md to ``out``."""
+    if not runs and not adapted:
+        raise ValueError("table1: name at least one run folder (or --adapt METHOD RUN)")
     rows = []
     for run in runs:
         rows.append(score_run(run, data, split, log=log))

@@ -52,7 +52,7 @@ class WaveDataset(Dataset):
 
     def __getitem__(self, i):
         row = int(self.indices[i])
-        wave = torch.from_numpy(np.asarray(self.data.waves[row], dtype=np.float32))
+        wave = torch.from_numpy(np.array(self.data.waves[row], dtype=np.float32))  # a copy: the split is read-only
         return wave, int(self.data.labels[row]), int(self.data.devices[row]), row
 
 
