@@ -65,6 +65,9 @@ def fit_adapters(name: str, predictor, split_data, batch_size: int = 128, log=pr
     """``{device: adapter}`` for every non-source device of ``split_data``."""
     if name not in ADAPTERS:
         raise ValueError(f"--adapt: unknown adaptation {name!r} (available: {', '.join(ADAPTERS)})")
+    if not hasattr(getattr(predictor, "net", None), "adapt"):
+        raise ValueError("--adapt: adaptation is fitted to one network's front end; give a run folder, "
+                         "not an ensemble or two-stage system file")
     from .bandwise import band_statistics, BandwiseMatch
     frontend, device = predictor.net.frontend, predictor.device
     sm, ss = band_statistics(frontend, source_waves(predictor, log=log), batch_size, device)
