@@ -67,6 +67,12 @@ def probe_run(run: str) -> dict:
         result["probes"][name] = {"scene": probe_accuracy(zf[:, sl], af, zt[:, sl], at),
                                   "device": probe_accuracy(zf[:, sl], df, zt[:, sl], dt)}
     result["n_fit"], result["n_test"] = len(af), len(at)
+    # how much each head's weights can tell classes apart per half (rows centred over classes)
+    for head in ("head", "device_head"):
+        if hasattr(predictor.net, head):
+            w = getattr(predictor.net, head).weight.detach()
+            w = w - w.mean(0, keepdim=True)
+            result[f"{head}_contrast_norm"] = [float(w[:, :half].norm()), float(w[:, half:].norm())]
     return result
 
 
@@ -84,6 +90,12 @@ def main():
     for r in rows:
         for part, v in r["probes"].items():
             lines.append(f"| {r['config'] or Path(r['run']).name} | {part} | {v['scene']:.2f} | {v['device']:.2f} |")
+    lines += ["", "| run | head | class-contrast weight norm, first half | second half |", "|---|---|---|---|"]
+    for r in rows:
+        for head in ("head", "device_head"):
+            if f"{head}_contrast_norm" in r:
+                a, b = r[f"{head}_contrast_norm"]
+                lines.append(f"| {r['config'] or Path(r['run']).name} | {head} | {a:.2f} | {b:.2f} |")
     (out / "probes.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -21,3 +21,16 @@ sceneshift table1 "$RUNS"/c0 "$RUNS"/c1 "$RUNS"/c2 "$RUNS"/c2m "$RUNS"/c3 "$RUNS
   --adapt bandwise "$RUNS/c0" --out "$RUNS/table1"
 # Linear probes on each embedding half (is device information gone from the m+ half?)
 python "$(dirname "$0")/seed000_probe.py" "$RUNS"/c2m "$RUNS"/c3m "$RUNS"/c3 --out "$RUNS/probes"
+# Supplementary (SEED000_LONG=1): C3 and C3M with a 3x longer schedule, Table 1 and probes for them.
+if [ "${SEED000_LONG:-0}" = 1 ]; then
+  LONG="$RUNS-long"
+  for c in c3m c3; do
+    [ -f "$LONG/$c/model.pt" ] && continue
+    start=$(date +%s)
+    sceneshift train "$c" --out "$LONG/$c" train.epochs=60 train.batch_size=64 train.step_epochs=15 \
+      train.threads=1 train.progress=false "$@"
+    echo "$c: $(( $(date +%s) - start )) s" | tee -a "$LONG/wall_times.txt"
+  done
+  sceneshift table1 "$LONG"/c3 "$LONG"/c3m --out "$LONG/table1"
+  python "$(dirname "$0")/seed000_probe.py" "$LONG"/c3m "$LONG"/c3 --out "$LONG/probes"
+fi

@@ -100,3 +100,10 @@ def test_bandwise_on_a_baseline_run(quick_baseline, tiny_benchmark):
     assert np.allclose(m, sm, atol=1e-3) and np.allclose(s, ss, rtol=1e-3, atol=1e-3)
     with pytest.raises(ValueError, match="--adapt"):
         fit_adapters("histogram", predictor, data)
+
+
+def test_adaptation_needs_a_single_network():
+    class Ensemble:            # an ensemble or two-stage predictor has no single front end to adapt
+        cfg = {}
+    with pytest.raises(ValueError, match="run folder"):
+        fit_adapters("bandwise", Ensemble(), None)
