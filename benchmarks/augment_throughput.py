@@ -21,7 +21,7 @@ import torch.nn.functional as F
 def measure(module, loader, n_batches: int, warmup: int = 2) -> dict:
     opt = torch.optim.Adam(module.parameters(), lr=1e-3)
     module.train()
-    n_cls = len(module.labels["classes"])
+    n_cls = len(module.domain.classes)
     times = {"load": 0.0, "wave_augment": 0.0, "step": 0.0}
     clips, it = 0, iter(loader)
     for i in range(warmup + n_batches):
@@ -65,28 +65,25 @@ def main(argv=None):
     ap.add_argument("overrides", nargs="*", metavar="key=value")
     a = ap.parse_args(argv)
 
-    from sceneshift.training import get_system
-    from sceneshift.training.data import load_split
-    from sceneshift.training.run import resolve
+    from sceneshift.data.domain import Domain
+    from sceneshift.data.splits import DataSource
+    from sceneshift.training import SYSTEMS
+    from sceneshift.training.recipe import resolve
     torch.set_num_threads(a.threads)
     cfg = resolve(a.recipe, a.data, a.overrides)
-    quiet = lambda *x: None
-    train = load_split(cfg["data"]["root"], cfg["data"]["train_split"], cfg["data"], log=quiet)
-    classes = sorted({c.scene for c in train.clips if c.scene})
-    devices = sorted({c.device for c in train.clips}, key=lambda d: (len(d) > 1, d))
-    labels = {"classes": classes, "devices": devices}
-    train = load_split(cfg["data"]["root"], cfg["data"]["train_split"], cfg["data"], classes, devices, log=quiet)
-    system = get_system(cfg.get("system", "classifier"))
+    source = DataSource(cfg["data"], log=lambda *x: None)
+    source.domain = Domain.from_dataset(source.adapter, source.clips(cfg["data"]["train_split"]),
+                                        cfg["data"]["scene_map"])
 
     rows = []
     for variant in ("without", "with"):
         torch.manual_seed(0)
-        module = system(cfg, labels)
+        module = SYSTEMS.build(cfg["system"], cfg["system_options"], cfg=cfg, domain=source.domain, data=source)
         if variant == "without":
             module.wave_augment = torch.nn.ModuleList()
-        module.fit_augmentations(train)
+        module.setup("fit")
         names = [a.name for a in module.wave_augment] or ["none"]
-        r = measure(module, system.train_loader(train, cfg), a.batches)
+        r = measure(module, module.train_dataloader(), a.batches)
         rows.append((variant, ", ".join(names), r))
 
     print(f"recipe {a.recipe}, batch {cfg['train']['batch_size']}, {a.batches} timed steps, "

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from sceneshift.data.audio import fit_length, load_audio
-from sceneshift.frontend import LogMel
+from sceneshift.frontend.logmel import LogMel
 from sceneshift.paths import shared_dir
 
 

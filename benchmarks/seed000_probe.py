@@ -22,16 +22,11 @@ import torch
 
 
 def embeddings(predictor, split: str, batch_size: int = 128):
-    from sceneshift.training.data import load_split
-    cfg = predictor.cfg
-    data = load_split(cfg["data"]["root"], split, cfg["data"], predictor.classes, predictor.labels["devices"],
-                      log=lambda *a: None)
+    from sceneshift.data.splits import DataSource, iter_batches
+    data = DataSource(predictor.cfg["data"], predictor.domain, log=lambda *a: None).split(split)
     keep = np.flatnonzero((data.labels >= 0) & (data.devices >= 0))
-    out = []
     with torch.no_grad():
-        for i in range(0, len(keep), batch_size):
-            w = torch.from_numpy(np.array(data.waves[keep[i:i + batch_size]], dtype=np.float32))
-            out.append(predictor.net.embed(w).numpy())
+        out = [predictor.net.embed(w).numpy() for w in iter_batches(data.waves, batch_size, keep)]
     return np.concatenate(out), data.labels[keep], data.devices[keep]
 
 

@@ -36,16 +36,15 @@ def system(runs: Path, name: str):
 
 
 def main(argv=None):
-    from sceneshift.data.tau import device_groups
-    from sceneshift.training.data import load_split
+    from sceneshift.data.splits import DataSource
     runs = Path((argv or sys.argv[1:] or ["/tmp/runs/seed003"])[0])
     first = system(runs, "resnet")
-    root = Path(first.cfg["data"]["root"])
-    data = load_split(root, "evaluate", first.cfg["data"], first.classes, first.labels["devices"], log=lambda *a: None)
+    source = DataSource(first.cfg["data"], first.domain, log=lambda *a: None)
+    data = source.split("evaluate")
     recording = np.unique([c.filename.rsplit("-", 1)[0] for c in data.clips], return_inverse=True)[1]
     device = np.array([c.device for c in data.clips])
     groups = {"overall": np.ones(len(device), bool),
-              **{g: np.isin(device, m) for g, m in device_groups(root).items()}}
+              **{g: np.isin(device, m) for g, m in source.adapter.groups().items()}}
     correct = {}
     rng = np.random.default_rng(0)
     n_rec = recording.max() + 1

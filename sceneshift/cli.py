@@ -11,7 +11,7 @@ from . import __version__
 
 
 def _common_data(p):
-    p.add_argument("--data", help="dataset folder in the TAU 2020 Mobile layout (default: the built urban-mobile)")
+    p.add_argument("--data", help="dataset folder: TAU 2020 Mobile layout, ICME 2024 label files or one folder per class (default: the built urban-mobile)")
 
 
 def cmd_benchmark(a):
@@ -20,24 +20,36 @@ def cmd_benchmark(a):
     print(out)
 
 
-def cmd_train(a):
+def train_and_evaluate(recipe, data=None, out=None, overrides=(), resume=False, log=print) -> Path:
+    """Train a recipe, then score the run on the recipe's test split and print the device table."""
+    from .evaluation.evaluate import evaluate
+    from .evaluation.report import device_table
     from .training.run import train
-    train(a.recipe, data=a.data, out=a.out, overrides=a.overrides, resume=a.resume)
+    run_dir = train(recipe, data=data, out=out, overrides=overrides, resume=resume, log=log)
+    import yaml
+    cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
+    report = evaluate(run_dir, split=cfg["data"]["test_split"], log=log)
+    log(device_table(report))
+    log(f"report: {report['meta']['out']}/report.md")
+    return run_dir
+
+
+def cmd_train(a):
+    train_and_evaluate(a.recipe, data=a.data, out=a.out, overrides=a.overrides, resume=a.resume)
 
 
 def cmd_run(a):
-    from . import paths
-    from .data.benchmark import build_benchmark, is_built
-    from .training.run import train
-    if not a.data and not is_built(paths.default_benchmark()):
-        build_benchmark(shared=a.shared)
-    train(a.recipe, data=a.data, out=a.out, overrides=a.overrides)
+    from .data.benchmark import build_benchmark
+    if not a.data:
+        build_benchmark(shared=a.shared)        # builds it if missing or of another version than the builder's
+    train_and_evaluate(a.recipe, data=a.data, out=a.out, overrides=a.overrides)
 
 
 def cmd_evaluate(a):
     from .evaluation.evaluate import evaluate
     from .evaluation.report import device_table
-    report = evaluate(a.run, data=a.data, split=a.split, groups=a.groups, out=a.out, adapt=a.adapt)
+    report = evaluate(a.run, data=a.data, split=a.split, groups=a.groups, out=a.out, adapt=a.adapt,
+                      adapt_devices="all" if a.adapt_all else "untrained")
     print(device_table(report))
     print(f"report: {report['meta']['out']}/report.md")
 
@@ -65,11 +77,11 @@ def cmd_table1(a):
 
 
 def cmd_features(a):
-    from .data.features import extract_features
-    from .training.run import resolve
+    from .frontend.extract import extract_features
+    from .training.recipe import resolve
     cfg = resolve(a.recipe, a.data, a.overrides)
     splits = [s.strip() for s in a.splits.split(",") if s.strip()]
-    print(extract_features(cfg["data"]["root"], a.out, cfg, splits=splits))
+    print(extract_features(cfg["data"], cfg["frontend"], a.out, splits=splits))
 
 
 def cmd_explain(a):
@@ -79,21 +91,21 @@ def cmd_explain(a):
 
 def cmd_augment(a):
     from .augment.offline import generate
-    from .training.run import resolve
+    from .training.recipe import resolve
     cfg = resolve(a.recipe, a.data, a.overrides)
     print(generate(cfg, a.out, copies=a.copies, devices=a.devices, seed=a.seed))
 
 
 def cmd_list(a):
     if a.what == "models" and (a.macs or a.recipe):
-        from .complexity import cost_table, format_table
+        from .evaluation.complexity import cost_table, format_table
         print(format_table(cost_table(a.recipe)))
     elif a.what == "models":
-        from .models import list_models
-        print("\n".join(list_models()))
+        from .models import MODELS
+        print("\n".join(MODELS.names()))
     else:
-        from .config import RECIPES
-        print("\n".join(sorted(p.stem for p in RECIPES.glob("*.yaml"))))
+        from .training.recipe import list_recipes
+        print("\n".join(list_recipes()))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -133,7 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="evaluate", help="train, validate, evaluate (default) or test")
     p.add_argument("--groups", help="device groups, e.g. 'source=a;seen=b,c,s1,s2,s3;unseen=s4,s5,s6' "
                                     "(default: devices.json, else the TAU 2020 grouping)")
-    p.add_argument("--adapt", help="unsupervised feature adaptation fitted on the evaluated split (e.g. bandwise)")
+    p.add_argument("--adapt", help="unsupervised feature adaptation fitted on the evaluated split (e.g. bandwise); "
+                                   "by default only the devices the run never trained on are adapted")
+    p.add_argument("--adapt-all", action="store_true", help="with --adapt: adapt every device but the source")
     p.add_argument("--out", help="report folder (default RUN/eval/<dataset>-<split>)")
     p.set_defaults(fn=cmd_evaluate)
 
@@ -207,9 +221,10 @@ def main(argv=None) -> int:
     if a.shared:
         os.environ["SCENESHIFT_SHARED"] = str(Path(a.shared).expanduser())
     from .data.audio import AudioError
+    from .registry import RecipeError
     try:
         return a.fn(a) or 0
-    except (FileNotFoundError, FileExistsError, ValueError, AudioError) as e:
+    except (FileNotFoundError, FileExistsError, ValueError, AudioError, RecipeError) as e:
         print(f"sceneshift: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as e:

@@ -42,9 +42,9 @@ def tiny_benchmark(tmp_path_factory, shared_dir):
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory, tiny_benchmark):
     """A baseline trained briefly on the tiny benchmark (shared by the evaluation and predict tests)."""
-    from sceneshift.training.run import train
+    from sceneshift.cli import train_and_evaluate
     out = tmp_path_factory.mktemp("runs") / "baseline"
-    train("baseline", data=tiny_benchmark, out=out,
-          overrides=["train.epochs=8", "train.progress=false", "train.batch_size=32", "train.step_epochs=4"],
-          log=lambda *a: None)
+    train_and_evaluate("baseline", data=tiny_benchmark, out=out,
+                       overrides=["train.epochs=8", "train.progress=false", "train.batch_size=32",
+                                  "train.step_epochs=4"], log=lambda *a: None)
     return out

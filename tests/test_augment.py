@@ -7,24 +7,25 @@ import numpy as np
 import pytest
 import torch
 
-from sceneshift.augment import build_augmentations
-from sceneshift.training.data import SplitData
+from sceneshift.augment import AUGMENTATIONS, build_augmentations, check_augmentations
+from sceneshift.data.domain import Domain
+from sceneshift.data.splits import SplitData
+from sceneshift.registry import RecipeError
 
 SR = 16000
-LABELS = {"classes": [f"c{i}" for i in range(4)], "devices": ["a", "b", "c"]}
-CFG = {"data": {"sample_rate": SR}}
+DOMAIN = Domain(classes=tuple(f"c{i}" for i in range(4)), devices=("a", "b", "c"), source="a")
 WAVE_AUGS = ["pitch_shift", "speed_change", "gaussian_noise", "same_scene_mix", "spectrum_correction", "reverb_drc"]
 
 
 def build(name, **options):
-    wave, spec = build_augmentations([{"name": name, **options}], CFG, LABELS)
+    wave, spec = build_augmentations([{"name": name, **options}], DOMAIN, SR)
     return (list(wave) + list(spec))[0]
 
 
 def batch(n=6, seconds=0.5, seed=0):
     g = torch.Generator().manual_seed(seed)
     x = 0.1 * torch.randn(n, int(seconds * SR), generator=g)
-    y = torch.nn.functional.one_hot(torch.arange(n) % 2, len(LABELS["classes"])).float()
+    y = torch.nn.functional.one_hot(torch.arange(n) % 2, len(DOMAIN.classes)).float()
     device = torch.arange(n) % 3          # a, b, c, a, b, c
     return x, y, device
 
@@ -62,7 +63,7 @@ def fitted_pool():
 
 def fit_if_needed(aug, pool):
     if hasattr(aug, "fit"):
-        aug.fit(pool, CFG, LABELS)
+        aug.fit(pool)
     return aug
 
 
@@ -73,6 +74,7 @@ def test_wave_shape_and_seed_determinism(name, fitted_pool):
     for seed in (7, 7, 8):
         aug = fit_if_needed(build(name, seed=seed, p=1.0, **({"source_only": False}
                                                              if name in ("reverb_drc",) else {})), fitted_pool)
+        assert aug.stage == "wave" and name in AUGMENTATIONS.names()
         if name == "reverb_drc":
             aug.set_bank(torch.stack([torch.exp(-torch.arange(800) / 100.0) * torch.randn(800, generator=torch.Generator().manual_seed(k)) for k in range(3)]))
         out, target = aug(x, y, d)
@@ -94,14 +96,30 @@ def test_probability_zero_changes_nothing():
 
 
 def test_bad_options_name_the_augmentation():
-    with pytest.raises(ValueError, match="unknown augmentation"):
+    with pytest.raises(RecipeError, match=r"augment\[0\]\.name: unknown augmentation 'no_such_thing'"):
         build("no_such_thing")
-    with pytest.raises(ValueError, match=r"augment\[0\] \(mixup\)"):
+    with pytest.raises(RecipeError, match=r"augment\[0\]\.beta: unknown option \(allowed: .*alpha"):
         build("mixup", beta=3)
-    with pytest.raises(ValueError, match="mixup.alpha"):
+    with pytest.raises(RecipeError, match=r"augment\[0\] \(mixup\): mixup.alpha"):
         build("mixup", alpha=0)
     with pytest.raises(ValueError, match="gaussian_noise.p"):
         build("gaussian_noise", p=1.5)
+    with pytest.raises(RecipeError, match=r"augment\[0\]\.p: input should be a valid number"):
+        build("gaussian_noise", p="often")
+    # the domain and the sample rate are injected, never recipe options
+    with pytest.raises(RecipeError, match=r"augment\[0\]\.sample_rate: not a recipe option .*data.sample_rate"):
+        check_augmentations([{"name": "reverb_drc", "sample_rate": 8000}])
+    with pytest.raises(RecipeError, match=r"augment\[1\]\.domain: not a recipe option"):
+        check_augmentations([{"name": "mixup"}, {"name": "mixup", "domain": "a"}])
+    # checking fills in the defaults and descends into one_of's choices
+    checked = check_augmentations([{"name": "one_of", "choices": [{"name": "gaussian_noise"}]}])
+    assert checked[0]["p"] == 1.0 and checked[0]["choices"][0]["snr_low"] == 15.0
+    # the device augmentations default to source clips only, checked or built
+    specs = [{"name": "spectrum_correction"}, {"name": "reverb_drc"}, {"name": "gaussian_noise"}]
+    assert [s["source_only"] for s in check_augmentations(specs)] == [True, True, False]
+    assert [a.source_only for a in build_augmentations(specs, DOMAIN, SR)[0]] == [True, True, False]
+    with pytest.raises(RecipeError, match=r"augment\[0\]\.choices\[0\]\.snr: unknown option"):
+        check_augmentations([{"name": "one_of", "choices": [{"name": "gaussian_noise", "snr": 3}]}])
 
 
 def test_mixup_mixes_features_and_labels_alike():
@@ -163,6 +181,25 @@ def test_spectrum_correction_moves_source_toward_reference(fitted_pool):
         assert log_distance(out[i]) < 0.5 * log_distance(x[i])
 
 
+def test_spectrum_correction_takes_the_source_from_the_domain(fitted_pool):
+    """The source device is the domain's, wherever it sits in the device list (no literal 'a')."""
+    domain = Domain(classes=DOMAIN.classes, devices=("ref", "dev1", "dev2"), source="dev1")
+    wave, _ = build_augmentations([{"name": "spectrum_correction", "n_fft": 256, "hop_length": 64}], domain, SR)
+    aug = wave[0]
+    aug.fit(fitted_pool)
+    assert aug.source_index == 1
+    assert torch.allclose(aug.reference, aug.device_spectra[[0, 2]].mean(0))
+    x = torch.from_numpy(np.asarray(fitted_pool.waves[:6], dtype=np.float32))
+    d = torch.from_numpy(fitted_pool.devices[:6])
+    out, _ = aug(x, None, d)
+    assert torch.equal(out[d != 1], x[d != 1]) and not torch.allclose(out[d == 1], x[d == 1])
+    # a run whose dataset names no source device: source-only augmentations leave every clip alone
+    wave, _ = build_augmentations([{"name": "spectrum_correction", "n_fft": 256, "hop_length": 64}],
+                                  Domain(classes=DOMAIN.classes, devices=("a", "b", "c")), SR)
+    with pytest.raises(ValueError, match="source device"):
+        wave[0].fit(fitted_pool)
+
+
 def test_spectrum_correction_never_divides_by_zero():
     aug = build("spectrum_correction", n_fft=64, hop_length=16, max_gain_db=20)
     source = torch.zeros(33)
@@ -172,7 +209,7 @@ def test_spectrum_correction_never_divides_by_zero():
     assert aug.ratio.max() <= 10 ** (20 / 20) + 1e-4 and aug.ratio.min() > 0
     with pytest.raises(ValueError, match="other device"):
         only_a = split_data(np.random.randn(3, 400), [0, 1, 0], [0, 0, 0])
-        build("spectrum_correction", n_fft=64, hop_length=16).fit(only_a, CFG, LABELS)
+        build("spectrum_correction", n_fft=64, hop_length=16).fit(only_a)
 
 
 def test_reverb_identity_impulse_and_tail():
@@ -198,11 +235,17 @@ def test_drc_reduces_dynamic_range():
 
 
 def test_real_rooms_load_at_the_run_rate(shared_dir):
-    from sceneshift.augment.device import load_room_irs
-    bank = load_room_irs(shared_dir / "data" / "rooms", SR, 0.5)
+    from sceneshift.data.irs import load_impulse_responses
+    bank = load_impulse_responses(shared_dir / "data" / "rooms", SR, 0.5)
+    assert isinstance(bank, np.ndarray) and bank.dtype == np.float32
     assert bank.shape == (96, SR // 2)
-    assert torch.allclose(bank.norm(dim=1), torch.ones(96), atol=1e-4)
-    assert (bank.abs().argmax(dim=1) < SR // 100).all()     # aligned on the direct path
+    assert np.allclose(np.linalg.norm(bank, axis=1), np.ones(96), atol=1e-4)
+    assert (np.abs(bank).argmax(axis=1) < SR // 100).all()  # aligned on the direct path
+    # reverb_drc loads the same bank at the recipe's rate when it first runs
+    aug = build("reverb_drc", rooms=str(shared_dir / "data" / "rooms"), max_ir_seconds=0.5, source_only=False)
+    x, y, d = batch(n=2)
+    out, _ = aug(x, y, d)
+    assert torch.equal(aug.bank, torch.from_numpy(bank)) and not torch.allclose(out, x)
 
 
 def test_pitch_shift_changes_pitch_not_tempo():
@@ -245,7 +288,7 @@ def test_same_scene_mix_only_mixes_within_a_scene():
     pool = split_data(torch.stack([sine(tones[int(c)], 0.5) * (0.5 + 0.1 * i) for i, c in enumerate(labels)]).numpy(),
                       labels, np.zeros(8, dtype=int))
     aug = build("same_scene_mix", seed=5)
-    aug.fit(pool, CFG, LABELS)
+    aug.fit(pool)
     x = torch.stack([sine(tones[int(c)] * 1.5, 0.5) for c in labels[:4]])   # other tones, same scenes
     y = torch.nn.functional.one_hot(torch.from_numpy(labels[:4]), 4).float()
     out, target = aug(x, y, torch.zeros(4, dtype=torch.long))
@@ -261,7 +304,7 @@ def test_same_scene_mix_only_mixes_within_a_scene():
 def test_one_of_applies_one_augmentation_to_a_share_of_rows():
     wave, _ = build_augmentations([{"name": "one_of", "p": 0.5, "seed": 1, "choices": [
         {"name": "gaussian_noise", "snr_low": 0, "snr_high": 0}, {"name": "spectrum_correction", "n_fft": 64,
-                                                                    "hop_length": 16}]}], CFG, LABELS)
+                                                                    "hop_length": 16}]}], DOMAIN, SR)
     aug = wave[0]
     aug.choices[1].set_spectra(torch.ones(33), torch.full((33,), 2.0))   # a pure gain of 2 (6 dB)
     x = sine(500, 0.25)[None].repeat(400, 1)
@@ -274,36 +317,38 @@ def test_one_of_applies_one_augmentation_to_a_share_of_rows():
     noisy = changed & ~doubled
     assert noisy.any()
     with pytest.raises(ValueError, match="one_of.choices"):
-        build_augmentations([{"name": "one_of", "choices": []}], CFG, LABELS)
+        build_augmentations([{"name": "one_of", "choices": []}], DOMAIN, SR)
 
 
 def test_offline_generation_writes_the_same_kind_of_data(tiny_benchmark, tmp_path):
     """`augment generate` appends source-device copies made by the very modules used on the fly."""
     import soundfile as sf
     from sceneshift.augment.offline import augmented_batches, generate
-    from sceneshift.data.tau import read_split
-    from sceneshift.training.data import load_split
-    from sceneshift.training.run import resolve
+    from sceneshift.data.datasets.tau import TauDataset
+    from sceneshift.data.splits import DataSource
+    from sceneshift.training.recipe import resolve
     quiet = lambda *a: None
     specs = [{"name": "gaussian_noise", "snr_low": 20, "snr_high": 30, "seed": 2}, {"name": "spectrum_correction"}]
     cfg = resolve("seed003_resnet", tiny_benchmark, [])
     cfg["augment"] = [specs[0], {"name": "one_of", "p": 0.5, "choices": specs[1:]}, {"name": "mixup"}]
     out = generate(cfg, tmp_path / "extra", seed=11, log=quiet)
-    before, after = read_split(tiny_benchmark, "train"), read_split(out, "train")
+    before, after = TauDataset(tiny_benchmark).clips("train"), TauDataset(out).clips("train")
     n_source = sum(c.device == "a" for c in before)
     new = after[len(before):]
     assert after[:len(before)] == before and len(new) == 2 * n_source   # one copy per augmentation
     assert all(c.device == "a" and ("-gaussian_noise0-a" in c.filename or "-spectrum_correction0-a" in c.filename)
                for c in new)
-    assert len(read_split(out, "evaluate")) == len(read_split(tiny_benchmark, "evaluate"))
-    extra = load_split(out, "train", cfg["data"], log=quiet)
+    assert len(TauDataset(out).clips("evaluate")) == len(TauDataset(tiny_benchmark).clips("evaluate"))
+    extra = DataSource({**cfg["data"], "root": str(out)}, log=quiet).split("train")
     assert len(extra.clips) == len(after) and not extra.skipped
 
     # the first generated noise clip equals the on-the-fly module's output for the same seed
-    train = load_split(tiny_benchmark, "train", cfg["data"], sorted({c.scene for c in before}),
-                       ["a", "b", "c", "s1", "s2", "s3"], log=quiet)
-    wave, _ = build_augmentations(specs[:1], cfg, {"classes": sorted({c.scene for c in before}),
-                                                   "devices": ["a", "b", "c", "s1", "s2", "s3"]})
+    domain = Domain(classes=tuple(sorted({c.scene for c in before})), devices=("a", "b", "c", "s1", "s2", "s3"),
+                    source="a")
+    made = Domain.from_dataset(TauDataset(tiny_benchmark), before)     # the domain generate() works with
+    assert (made.classes, made.devices, made.source) == (domain.classes, domain.devices, domain.source)
+    train = DataSource(cfg["data"], domain, log=quiet).split("train")
+    wave, _ = build_augmentations(specs[:1], domain, cfg["data"]["sample_rate"])
     wave[0].reseed(11)
     rows = np.flatnonzero(train.devices == 0)
     r, on_the_fly = next(augmented_batches(wave[0], train, rows, 10))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from sceneshift.adaptation import RowView, adapted, apply_adaptation, fit_adapters
+from sceneshift.adaptation import adapted, fit_adapters, per_device
 from sceneshift.adaptation.bandwise import BandwiseMatch, band_statistics, fit_bandwise
 
 
@@ -40,7 +40,9 @@ def test_matched_target_has_source_statistics_and_originals_untouched():
     tgt = known_features([2.0, -1.0], [4.0, 0.5], n=4)
     src.flags.writeable = tgt.flags.writeable = False          # like the cached memory maps
     before = hashlib.sha1(tgt.tobytes()).hexdigest()
-    match = fit_bandwise(torch.nn.Identity(), src, tgt)
+    matches = fit_bandwise(torch.nn.Identity(), source=(src, None), targets={"t": (tgt, None)})
+    assert set(matches) == {"t"}
+    match = matches["t"]
     t = torch.from_numpy(tgt.copy())
     out = match(t)
     assert torch.equal(t, torch.tensor(tgt))                   # the input tensor is not modified in place
@@ -52,15 +54,36 @@ def test_matched_target_has_source_statistics_and_originals_untouched():
     assert torch.isfinite(flat(torch.full((1, 1, 1, 4), 0.5))).all()
 
 
-def test_row_view_and_adapted_context():
-    a = np.arange(20).reshape(10, 2)
-    v = RowView(a, [7, 2, 5])
-    assert len(v) == 3 and v[0:2].tolist() == [[14, 15], [4, 5]]
+def test_rows_per_device_and_adapted_context():
+    # statistics of selected rows are those of the subset (rows in any order, the array untouched)
+    x = known_features([0.0, 5.0], [1.0, 3.0], n=4)
+    both = np.concatenate([x, known_features([7.0, -1.0], [2.0, 0.5], n=4)])
+    m, s = band_statistics(torch.nn.Identity(), both, rows=[7, 5, 4, 6], batch_size=3)
+    assert np.allclose(m[0], [7.0, -1.0], atol=1e-6) and np.allclose(s[0], [2.0, 0.5], atol=1e-6)
+
     net = torch.nn.Module()
     net.adapt = None
     with adapted(net, torch.nn.Identity()):
         assert isinstance(net.adapt, torch.nn.Identity)
     assert net.adapt is None
+
+    # per_device: each device's rows are scored with its own adapter set, in the order of ``rows``
+    class Clip:
+        def __init__(self, device):
+            self.device = device
+
+    class Split:
+        clips = [Clip(d) for d in ["a", "b", "a", "c", "b"]]
+
+    adapters = {"b": torch.nn.Identity(), "c": torch.nn.Identity()}
+    tag = {None: 0.0, id(adapters["b"]): 10.0, id(adapters["c"]): 20.0}
+
+    def score(rows):            # which adapter is set while these rows are scored, plus the row index
+        return np.array([[tag[id(net.adapt) if net.adapt is not None else None] + r] for r in rows])
+
+    out = per_device(net, Split(), [4, 0, 3, 1], adapters, score)
+    assert out[:, 0].tolist() == [14.0, 0.0, 23.0, 11.0]
+    assert net.adapt is None                                   # restored after scoring
 
 
 @pytest.fixture(scope="module")
@@ -68,42 +91,54 @@ def quick_baseline(tmp_path_factory, tiny_benchmark):
     """A baseline run after a few steps: adaptation works on any run, trained well or not."""
     from sceneshift.training.run import train
     out = tmp_path_factory.mktemp("bandwise") / "baseline"
-    return train("baseline", data=tiny_benchmark, out=out, evaluate_after=False, log=lambda *a: None,
+    return train("baseline", data=tiny_benchmark, out=out, log=lambda *a: None,
                  overrides=["train.epochs=1", "train.limit_train_batches=3", "train.batch_size=16",
                             "train.progress=false", "model.embed_dim=32", "model.hidden=32"])
 
 
 def test_bandwise_on_a_baseline_run(quick_baseline, tiny_benchmark):
     """Any run: per target device, fitted on the split's clips, source device unchanged, cache untouched."""
+    from sceneshift.evaluation.evaluate import open_split
     from sceneshift.evaluation.predictor import load_predictor
-    from sceneshift.training.data import load_split
+    quiet = lambda *a: None
     predictor = load_predictor(quick_baseline)
-    data = load_split(tiny_benchmark, "evaluate", predictor.cfg["data"], predictor.classes,
-                      predictor.labels["devices"], log=lambda *a: None)
+    domain = predictor.domain
+    assert domain.source == "a" and set(domain.devices) == {"a", "b", "c", "s1", "s2", "s3"}
+    source, data = open_split(predictor.cfg, domain, "evaluate", tiny_benchmark, log=quiet)
+    train_data = source.split(predictor.cfg["data"]["train_split"])
     digest = hashlib.sha1(np.asarray(data.waves).tobytes()).hexdigest()
-    adapters = fit_adapters("bandwise", predictor, data, log=lambda *a: None)
+    adapters = fit_adapters("bandwise", predictor.net, domain, train_data, data, which="all", log=quiet)
     assert set(adapters) == {"b", "c", "s1", "s2", "s3", "s4", "s5", "s6"}   # every non-source device
+    untrained = fit_adapters("bandwise", predictor.net, domain, train_data, data, log=quiet)
+    assert set(untrained) == {"s4", "s5", "s6"}                              # default: devices never trained on
     rows = np.arange(len(data.clips))
     plain = predictor.probabilities(data.waves)
-    matched = apply_adaptation("bandwise", predictor, data, rows, log=lambda *a: None)
+    matched = per_device(predictor.net, data, rows, adapters,
+                         lambda r: predictor.probabilities(data.waves, rows=r))
     devices = np.array([c.device for c in data.clips])
     assert np.allclose(matched[devices == "a"], plain[devices == "a"], atol=1e-6)
     assert not np.allclose(matched[devices == "s4"], plain[devices == "s4"], atol=1e-4)
+    assert not np.allclose(matched[devices == "b"], plain[devices == "b"], atol=1e-4)
     assert np.allclose(matched.sum(1), 1.0, atol=1e-5)
     assert predictor.net.adapt is None                                   # restored after scoring
     assert hashlib.sha1(np.asarray(data.waves).tobytes()).hexdigest() == digest
+    # with the default choice the seen devices are scored as without adaptation
+    default = per_device(predictor.net, data, rows, untrained,
+                         lambda r: predictor.probabilities(data.waves, rows=r))
+    seen = np.isin(devices, ["a", "b", "c", "s1", "s2", "s3"])
+    assert np.allclose(default[seen], plain[seen], atol=1e-6)
+    assert np.allclose(default[devices == "s4"], matched[devices == "s4"], atol=1e-6)
     # each device's adapter maps that device's band statistics onto the source ones
-    from sceneshift.adaptation import source_waves
-    sm, ss = band_statistics(predictor.net.frontend, source_waves(predictor, log=lambda *a: None))
+    sm, ss = band_statistics(predictor.net.frontend, train_data.waves, train_data.rows(device="a"))
     feats = predictor.net.frontend(torch.from_numpy(np.asarray(data.waves[devices == "c"], dtype=np.float32)))
     m, s = band_statistics(torch.nn.Identity(), adapters["c"](feats).numpy())
     assert np.allclose(m, sm, atol=1e-3) and np.allclose(s, ss, rtol=1e-3, atol=1e-3)
     with pytest.raises(ValueError, match="--adapt"):
-        fit_adapters("histogram", predictor, data)
+        fit_adapters("histogram", predictor.net, domain, train_data, data)
 
 
 def test_adaptation_needs_a_single_network():
     class Ensemble:            # an ensemble or two-stage predictor has no single front end to adapt
         cfg = {}
     with pytest.raises(ValueError, match="run folder"):
-        fit_adapters("bandwise", Ensemble(), None)
+        fit_adapters("bandwise", Ensemble(), None, None, None)

@@ -4,16 +4,18 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sceneshift.config import DEFAULTS, merge
+from sceneshift.data.domain import Domain
 from sceneshift.evaluation.cam import class_activation_map
+from sceneshift.training.recipe import check_recipe
 
 FRONTEND = {"n_deltas": 2, "delta_width": 5, "delta_mode": "valid", "normalize": "minmax"}
 
 
 def classifier(model: str, **options):
-    from sceneshift.classifier import build_classifier
+    from sceneshift.networks import build_network
     torch.manual_seed(0)
-    return build_classifier(merge(DEFAULTS, {"model": {"name": model, **options}, "frontend": FRONTEND}), 10).eval()
+    cfg = check_recipe({"model": {"name": model, **options}, "frontend": {"name": "logmel", **FRONTEND}})
+    return build_network(cfg, Domain.placeholder(10)).eval()
 
 
 @pytest.mark.parametrize("model, freq_pool", [("resnet_fsplit", 1), ("fcnn", 8), ("fsfcnn", 4)])
@@ -40,19 +42,19 @@ def test_cam_needs_feature_maps():
 
 def test_explain_writes_figure_for_run_and_two_stage(tmp_path, shared_dir):
     import matplotlib.image
-    from sceneshift.config import save_config
     from sceneshift.evaluation.cam import explain
-    from sceneshift.training.run import resolve
-    from sceneshift.classifier import build_classifier
+    from sceneshift.networks import build_network
+    from sceneshift.training.recipe import resolve, save_config
     scenes = ["air_conditioner", "car_horn", "children_playing", "dog_bark", "drilling", "engine_idling",
               "gun_shot", "jackhammer", "siren", "street_music"]
     for name, recipe, classes in (("fine", "seed003_resnet", scenes),
                                   ("coarse", "seed003_resnet_3class", ["alert", "life", "machinery"])):
         cfg = resolve(recipe, tmp_path, ["model.width=2"])
-        cfg["labels"] = {"classes": classes, "devices": ["a"]}
+        domain = Domain(classes=tuple(classes), devices=("a",), source="a")
         (tmp_path / name).mkdir()
         save_config(cfg, tmp_path / name / "config.yaml")
-        torch.save(build_classifier(cfg, len(classes)).state_dict(), tmp_path / name / "model.pt")
+        domain.save(tmp_path / name / "domain.json")
+        torch.save(build_network(cfg, domain).state_dict(), tmp_path / name / "model.pt")
     (tmp_path / "ts.yaml").write_text("two_stage: {fine: fine, coarse: coarse}\n")
     audio = sorted((shared_dir / "data" / "urbansound8k-16k").rglob("*.flac"))[0]
     one = explain(tmp_path / "fine", audio, out=tmp_path / "one.png", log=lambda *a: None)

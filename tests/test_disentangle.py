@@ -8,26 +8,53 @@ import numpy as np
 import pytest
 import torch
 
-from sceneshift.config import apply_overrides, load_recipe
-from sceneshift.data.tau import Clip
+from sceneshift.augment import check_augmentations
+from sceneshift.data.datasets import Clip
+from sceneshift.data.domain import Domain
+from sceneshift.data.splits import SplitData
 from sceneshift.heads.losses import cross_entropy, variance_loss
-from sceneshift.models import count_parameters, create_model
-from sceneshift.models.disentangle import DisentangleNet
-from sceneshift.training.data import SplitData
-from sceneshift.training.disentangle import CONFIGS, DisentangleModule, config_loss, system_options
+from sceneshift.models import MODELS, count_parameters
+from sceneshift.networks import build_network
+from sceneshift.networks.disentangle import DisentangleNet
+from sceneshift.registry import RecipeError
+from sceneshift.training import SYSTEMS
+from sceneshift.training.disentangle import CONFIGS, DisentangleSystem, config_loss
+from sceneshift.training.recipe import apply_overrides, check_recipe, load_recipe, read_recipe
 
 LN3 = math.log(3.0)
 DEVICES = ["a", "b", "c"]
+DOMAIN = Domain(classes=("x", "y", "z"), devices=tuple(DEVICES), source="a")
+
+
+def create_model(name, in_channels, **options):
+    return MODELS.build(name, options, in_channels=in_channels)
 
 
 def small_cfg(config: str, **over) -> dict:
-    """A packaged recipe made tiny: small core, source device named, labels attached."""
-    cfg = load_recipe(config.lower())
-    cfg = apply_overrides(cfg, ["model.embed_dim=8", "model.hidden=16", "train.batch_size=8",
-                                "system_options.source_device=a", "data.root=/nonexistent"]
-                          + [f"{k}={v}" for k, v in over.items()])
-    cfg["labels"] = {"classes": ["x", "y", "z"], "devices": DEVICES}
-    return cfg
+    """A packaged recipe made tiny: small core, source device named (the domain comes separately)."""
+    return load_recipe(config.lower(), ["model.embed_dim=8", "model.hidden=16", "train.batch_size=8",
+                                        "system_options.source_device=a", "data.root=/nonexistent"]
+                       + [f"{k}={v}" for k, v in over.items()])
+
+
+class FixedSource:
+    """A stand-in DataSource: every split is the given SplitData."""
+
+    def __init__(self, data):
+        self.data = data
+
+    def split(self, name):
+        return self.data
+
+
+def make_system(cfg: dict, data: SplitData | None = None, domain: Domain = DOMAIN) -> DisentangleSystem:
+    """The system as ``train`` builds it (options from the recipe's system_options), set up for fitting."""
+    system = SYSTEMS.build(cfg["system"], cfg["system_options"], where="system_options", cfg=cfg, domain=domain,
+                           data=FixedSource(data))
+    assert isinstance(system, DisentangleSystem)
+    if data is not None:
+        system.setup("fit")
+    return system
 
 
 def fake_split(n_source=10, n_target=6, samples=16000, seed=0) -> SplitData:
@@ -70,12 +97,16 @@ def test_masks_select_embedding_halves():
 
 def test_embedding_doubled_in_masked_recipes():
     for name in ("c0", "c1", "c2", "c3"):
-        assert load_recipe(name)["model"]["embed_dim"] == 256
+        cfg = load_recipe(name)
+        assert cfg["model"]["embed_dim"] == 256
+        assert cfg["network"]["name"] == "disentangle" and cfg["network"]["masked"] is False
     for name in ("c2m", "c3m"):
         cfg = load_recipe(name)
-        cfg["labels"] = {"classes": list("abcdefghij"), "devices": DEVICES}
         assert cfg["model"]["embed_dim"] == 512
-        net = DisentangleModule.build_net(cfg, cfg["labels"])
+        assert cfg["network"] == {"name": "disentangle", "masked": True, "eval_mask": None}   # set by the system
+        domain = Domain(classes=tuple("abcdefghij"), devices=tuple(DEVICES), source="a")
+        net = build_network(cfg, domain)
+        assert isinstance(net, DisentangleNet) and net.device_head.out_features == 3
         assert net.masked and 1.9e6 < count_parameters(net.backbone) < 2.05e6
         assert net(torch.randn(2, 64000)).shape == (2, 10)       # forward: scene logits under m+
 
@@ -129,7 +160,7 @@ def test_configuration_losses_by_hand(name):
 def test_batch_composition(name):
     data = fake_split(n_source=12, n_target=12)
     cfg = small_cfg(name)
-    loader = DisentangleModule.train_loader(data, cfg)
+    loader = make_system(cfg, data).train_dataloader()
     batches = list(loader)
     used = 12 if name == "C0" else 24
     assert len(batches) == math.ceil(used / 8)
@@ -154,18 +185,25 @@ def test_batch_composition(name):
 
 
 def test_bad_options_name_the_option():
-    with pytest.raises(ValueError, match="system_options.config"):
-        system_options({"system_options": {"config": "C9"}})
-    with pytest.raises(ValueError, match="system_options.w_dev"):
-        system_options({"system_options": {"w_dev": 3}})
+    with pytest.raises(RecipeError, match=r"system_options.config: input should be .*'C3M'.*'C9'"):
+        load_recipe("c3", ["system_options.config=C9"])
+    with pytest.raises(RecipeError, match=r"system_options.config"):
+        SYSTEMS.check("disentangle", {"config": "C9"}, "system_options")
+    with pytest.raises(RecipeError, match=r"system_options.w_dev: unknown option \(allowed: .*w_device"):
+        check_recipe(apply_overrides(read_recipe("c3"), ["system_options.w_dev=3"]))
     with pytest.raises(ValueError, match="train.batch_size"):
-        DisentangleModule.train_loader(fake_split(), small_cfg("C3", **{"train.batch_size": 7}))
+        make_system(small_cfg("C3", **{"train.batch_size": 7}), fake_split()).train_dataloader()
     with pytest.raises(ValueError, match="source_device"):
-        DisentangleModule.train_loader(fake_split(), small_cfg("C3", **{"system_options.source_device": "z"}))
+        make_system(small_cfg("C3", **{"system_options.source_device": "z"}), fake_split())
     with pytest.raises(ValueError, match="augment"):
         cfg = small_cfg("C3")
-        cfg["augment"] = [{"name": "mixup"}]
-        DisentangleModule(cfg, cfg["labels"])
+        cfg["augment"] = check_augmentations([{"name": "mixup"}])
+        make_system(cfg, fake_split())
+    # the source device defaults to the domain's; a dataset without one must name it
+    cfg = load_recipe("c3", ["model.embed_dim=8", "model.hidden=16", "train.batch_size=8"])
+    assert make_system(cfg, fake_split()).source_names == ["a"]
+    with pytest.raises(ValueError, match="system_options.source_device"):
+        make_system(cfg, fake_split(), domain=Domain(classes=DOMAIN.classes, devices=DOMAIN.devices))
 
 
 # --- C2 / C2M never learn from target scene labels -------------------------------------------------
@@ -184,9 +222,9 @@ def test_target_scene_labels_unused_by_c2(name):
     torch.manual_seed(0)
     data = fake_split(n_source=8, n_target=8)
     cfg = small_cfg(name)
-    module = DisentangleModule(cfg, cfg["labels"])
+    module = make_system(cfg, data)
     module.net.eval()                                            # BatchNorm statistics fixed between passes
-    wave, y, d, row = next(iter(DisentangleModule.train_loader(data, cfg)))
+    wave, y, d, row = next(iter(module.train_dataloader()))
     truth = torch.from_numpy(data.labels[row.numpy()])           # labels as stored, target ones included
     corrupted = truth.clone()
     corrupted[d != 0] = (corrupted[d != 0] + 1) % 3              # every target label changed
@@ -218,12 +256,25 @@ def test_c3m_end_to_end(tmp_path, tiny_benchmark):
     metrics = (run / "logs" / "metrics.csv").read_text().splitlines()[0]
     for key in ("train/loss_scene", "train/loss_device", "val/acc_source", "val/acc_target", "val/device_acc"):
         assert key in metrics
+    domain = json.loads((run / "domain.json").read_text())
+    assert domain["source"] == "a" and domain["devices"] == ["a", "b", "c", "s1", "s2", "s3"]
+    assert not (run / "eval").exists()                            # train() alone does not evaluate
     plain = evaluate(run, tiny_benchmark, log=lambda *a: None)
+    assert (run / "eval" / "tiny-evaluate" / "report.json").is_file()
+    assert plain["meta"]["adapted_devices"] == [] and plain["meta"]["benchmark_version"] == domain["benchmark_version"]
     matched = evaluate(run, tiny_benchmark, adapt="bandwise", log=lambda *a: None)
     assert matched["meta"]["adapt"] == "bandwise" and matched["overall"]["n"] == plain["overall"]["n"] == 360
-    # the source device is not adapted: its predictions are the same
-    assert matched["devices"]["a"]["log_loss"] == pytest.approx(plain["devices"]["a"]["log_loss"], rel=1e-6)
-    assert any(abs(matched["devices"][d]["log_loss"] - plain["devices"][d]["log_loss"]) > 1e-6 for d in ("b", "s4"))
+    assert matched["meta"]["adapted_devices"] == ["s4", "s5", "s6"]    # by default: devices never trained on
+    # the source device is not adapted: its predictions are the same; by default nor are the seen devices
+    for d in ("a", "b"):
+        assert matched["devices"][d]["log_loss"] == pytest.approx(plain["devices"][d]["log_loss"], rel=1e-6)
+    assert abs(matched["devices"]["s4"]["log_loss"] - plain["devices"]["s4"]["log_loss"]) > 1e-6
+    every = evaluate(run, tiny_benchmark, adapt="bandwise", adapt_devices="all", log=lambda *a: None)
+    assert every["meta"]["adapted_devices"] == ["b", "c", "s1", "s2", "s3", "s4", "s5", "s6"]
+    assert every["meta"]["out"].endswith("tiny-evaluate-bandwise-all")
+    assert every["devices"]["a"]["log_loss"] == pytest.approx(plain["devices"]["a"]["log_loss"], rel=1e-6)
+    assert abs(every["devices"]["b"]["log_loss"] - plain["devices"]["b"]["log_loss"]) > 1e-6
+    assert every["devices"]["s4"]["log_loss"] == pytest.approx(matched["devices"]["s4"]["log_loss"], rel=1e-6)
 
     out = tmp_path / "table"
     assert main(["table1", str(run), "--adapt", "bandwise", str(run), "--data", str(tiny_benchmark),

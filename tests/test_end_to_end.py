@@ -18,8 +18,8 @@ from sceneshift.evaluation.predict import predict_files
 
 
 def test_run_folder_and_report(tiny_run):
-    for name in ("config.yaml", "model.pt", "summary.json", "checkpoints/last.ckpt", "checkpoints/best.ckpt",
-                 "logs/metrics.csv"):
+    for name in ("config.yaml", "domain.json", "model.pt", "summary.json", "checkpoints/last.ckpt",
+                 "checkpoints/best.ckpt", "logs/metrics.csv"):
         assert (tiny_run / name).is_file(), name
     state = torch.load(tiny_run / "model.pt", weights_only=True)
     assert any(k.startswith("backbone.") for k in state)
@@ -27,7 +27,7 @@ def test_run_folder_and_report(tiny_run):
     report = json.loads((rep_dir / "report.json").read_text())
     for key in ("accuracy", "macro_accuracy", "log_loss", "n"):
         assert key in report["overall"]
-    assert report["overall"]["n"] == 360
+    assert report["overall"]["n"] == 360 and report["meta"]["benchmark_version"] == "v2"
     assert set(report["devices"]) == {"a", "b", "c", "s1", "s2", "s3", "s4", "s5", "s6"}
     assert set(report["groups"]) == {"source", "seen", "unseen"}
     assert report["groups"]["unseen"]["n"] == 120 and len(report["classes"]) == 10
@@ -36,7 +36,10 @@ def test_run_folder_and_report(tiny_run):
     assert (rep_dir / "confusion.png").stat().st_size > 1000 and (rep_dir / "devices.png").stat().st_size > 1000
     assert "| source |" in (rep_dir / "report.md").read_text()
     summary = json.loads((tiny_run / "summary.json").read_text())
-    assert summary["epochs"] == 8 and 0 <= summary["best_epoch"] < 8
+    assert summary["epochs"] == 8 and 0 <= summary["best_epoch"] < 8 and summary["benchmark_version"] == "v2"
+    domain = json.loads((tiny_run / "domain.json").read_text())
+    assert domain["source"] == "a" and domain["groups"]["unseen"] == ["s4", "s5", "s6"]
+    assert set(domain["device_irs"]) == {"b", "c", "s1", "s2", "s3", "s4", "s5", "s6"}
 
 
 def test_selection_uses_validation_only(tiny_run):
@@ -75,8 +78,8 @@ def test_predict_real_scenes_and_bad_files(tiny_run, shared_dir, tmp_path, capsy
 def test_batch_evaluation_skips_bad_clips(tiny_run, tiny_benchmark, tmp_path):
     root = tmp_path / "damaged"
     shutil.copytree(tiny_benchmark, root)
-    from sceneshift.data.tau import read_split
-    victims = [c.filename for c in read_split(root, "evaluate")[:2]]
+    from sceneshift.data.datasets.tau import TauDataset
+    victims = [c.filename for c in TauDataset(root).clips("evaluate")[:2]]
     (root / victims[0]).write_bytes(b"corrupt")
     sf.write(root / victims[1], np.zeros(16000, np.float32), 16000, format="FLAC")
     r = evaluate(tiny_run, root, out=tmp_path / "rep", log=lambda *a: None)

@@ -10,8 +10,10 @@ import torch
 import yaml
 
 from sceneshift.cli import main
-from sceneshift.data.features import PrecomputedFrontend, feature_path, load_features, read_array
-from sceneshift.data.tau import Clip, read_split
+from sceneshift.data.datasets import Clip
+from sceneshift.data.datasets.tau import TauDataset
+from sceneshift.data.features import feature_path, load_features, read_array
+from sceneshift.frontend.precomputed import PrecomputedFrontend
 
 QUIET = dict(log=lambda *a: None)
 
@@ -24,19 +26,22 @@ def feature_folder(tmp_path_factory, tiny_benchmark):
 
 
 def test_extracted_folder_layout_and_values(feature_folder, tiny_benchmark):
-    from sceneshift.config import load_recipe
-    from sceneshift.frontend import create_frontend
-    from sceneshift.training.data import load_split
+    from sceneshift.data.splits import DataSource
+    from sceneshift.frontend import FRONTENDS
+    from sceneshift.training.recipe import resolve
     spec = json.loads((feature_folder / "features.json").read_text())
     assert spec["layout"] == "CFT" and spec["shape"] == [1, 64, 201]
     for split in ("train", "validate", "evaluate"):
         assert (feature_folder / "evaluation_setup" / f"fold1_{split}.csv").is_file()
     assert (feature_folder / "devices.json").is_file() and (feature_folder / "meta.csv").is_file()
-    clips = read_split(tiny_benchmark, "evaluate")
+    clips = TauDataset(tiny_benchmark).clips("evaluate")
     assert all(feature_path(feature_folder, c.filename).is_file() for c in clips)
-    cfg = load_recipe("baseline")
-    waves = load_split(tiny_benchmark, "evaluate", cfg["data"], **QUIET).waves
-    expect = create_frontend(cfg["frontend"])(torch.from_numpy(np.array(waves[:3], dtype=np.float32))).numpy()
+    cfg = resolve("baseline", tiny_benchmark)
+    data = DataSource(cfg["data"], **QUIET).split("evaluate")
+    assert [c.filename for c in data.clips] == [c.filename for c in clips]
+    opts = dict(cfg["frontend"])
+    frontend = FRONTENDS.build(opts.pop("name"), opts, sample_rate=cfg["data"]["sample_rate"])
+    expect = frontend(torch.from_numpy(np.array(data.waves[:3], dtype=np.float32))).numpy()
     got = np.stack([read_array(feature_path(feature_folder, c.filename)) for c in clips[:3]])
     assert np.allclose(got, expect, atol=1e-5)
 
@@ -45,9 +50,10 @@ def test_same_predictions_from_features_as_from_audio(tmp_path, feature_folder, 
     """A run trained on audio, pointed at the extracted features, scores exactly the same."""
     from sceneshift.evaluation.evaluate import evaluate
     from sceneshift.training.run import train
-    audio_run = train("baseline", data=tiny_benchmark, out=tmp_path / "audio", evaluate_after=False,
+    audio_run = train("baseline", data=tiny_benchmark, out=tmp_path / "audio",
                       overrides=["train.epochs=1", "train.limit_train_batches=3", "train.batch_size=16",
                                  "train.progress=false", "model.embed_dim=32", "model.hidden=32"], **QUIET)
+    assert (audio_run / "domain.json").is_file() and not (audio_run / "eval").exists()   # train alone: no eval
     feat_run = tmp_path / "as-features"
     shutil.copytree(audio_run, feat_run)
     cfg = yaml.safe_load((feat_run / "config.yaml").read_text())
@@ -66,11 +72,12 @@ def test_same_predictions_from_features_as_from_audio(tmp_path, feature_folder, 
 
 
 def test_train_c3m_from_features(tmp_path, feature_folder):
+    from sceneshift.cli import train_and_evaluate
     from sceneshift.evaluation.predictor import load_predictor
-    from sceneshift.training.run import train
-    run = train("c3m", data=feature_folder, out=tmp_path / "c3m-feat", **QUIET,
-                overrides=[f"data.features={feature_folder}", "train.epochs=1", "train.limit_train_batches=2",
-                           "train.batch_size=16", "train.progress=false", "model.embed_dim=16", "model.hidden=16"])
+    run = train_and_evaluate("c3m", data=feature_folder, out=tmp_path / "c3m-feat", **QUIET,
+                             overrides=[f"data.features={feature_folder}", "train.epochs=1",
+                                        "train.limit_train_batches=2", "train.batch_size=16", "train.progress=false",
+                                        "model.embed_dim=16", "model.hidden=16"])
     report = json.loads(next((run / "eval").glob("*/report.json")).read_text())
     assert report["overall"]["n"] == 360 and set(report["groups"]) == {"source", "seen", "unseen"}
     predictor = load_predictor(run)

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from sceneshift.data.audio import load_audio
-from sceneshift.frontend import LogMel, deltas
+from sceneshift.frontend.logmel import LogMel, deltas
 
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from sceneshift.data.domain import Domain
 from sceneshift.evaluation.ensemble import EnsemblePredictor, TwoStagePredictor, fuse_two_stage, load_system
 
 
@@ -14,11 +15,11 @@ class Fixed:
     def __init__(self, classes, proba, scene_map=None):
         self.classes, self.proba = classes, np.asarray(proba, dtype=float)
         self.cfg = {"data": {"scene_map": scene_map}, "train": {}}
-        self.labels = {"classes": classes, "devices": ["a"]}
+        self.domain = Domain(classes=tuple(classes), devices=("a",), source="a")
         self.sample_rate, self.n_samples = 16000, 64000
 
-    def probabilities(self, waves, batch_size=128):
-        return self.proba
+    def probabilities(self, waves, batch_size=128, rows=None):
+        return self.proba if rows is None else self.proba[rows]
 
 
 def test_fusion_hand_example():
@@ -38,7 +39,8 @@ def test_two_stage_predictor_uses_the_recipe_map_and_checks_it():
     p = system.probabilities(None)
     assert np.allclose(p[0], [0.20, 0.48, 0.32])
     assert np.allclose(p[1], np.array([0.09, 0.01, 0.08]) / 0.18)
-    assert system.classes == ["x", "y", "z"] and system.cfg is fine.cfg
+    assert system.classes == ["x", "y", "z"] and system.cfg is fine.cfg and system.domain is fine.domain
+    assert np.allclose(system.probabilities(None, rows=[1]), p[1:])      # a subset of rows
     with pytest.raises(ValueError, match="no parent for z"):
         TwoStagePredictor(fine, coarse, parents={"x": "A", "y": "B"})
     with pytest.raises(ValueError, match="C not among the coarse classes"):
@@ -57,23 +59,23 @@ def test_ensemble_averages_softmax_outputs():
 
 def fake_run(folder, recipe, data, classes, devices):
     """A run folder with untrained weights: what load_predictor needs, without training."""
-    from sceneshift.classifier import build_classifier
-    from sceneshift.config import save_config
-    from sceneshift.training.run import resolve
+    from sceneshift.networks import build_network
+    from sceneshift.training.recipe import resolve, save_config
     cfg = resolve(recipe, data, ["model.width=2", "train.eval_batch_size=64"])
-    cfg["labels"] = {"classes": classes, "devices": devices}
+    domain = Domain(classes=tuple(classes), devices=tuple(devices), source="a")
     folder.mkdir(parents=True)
     save_config(cfg, folder / "config.yaml")
+    domain.save(folder / "domain.json")
     torch.manual_seed(len(str(folder)))
-    torch.save(build_classifier(cfg, len(classes)).state_dict(), folder / "model.pt")
+    torch.save(build_network(cfg, domain).state_dict(), folder / "model.pt")
     return folder
 
 
 @pytest.fixture(scope="module")
 def fake_runs(tmp_path_factory, tiny_benchmark):
-    from sceneshift.data.tau import read_split
+    from sceneshift.data.datasets.tau import TauDataset
     root = tmp_path_factory.mktemp("systems")
-    scenes = sorted({c.scene for c in read_split(tiny_benchmark, "train")})
+    scenes = sorted({c.scene for c in TauDataset(tiny_benchmark).clips("train")})
     devices = ["a", "b", "c", "s1", "s2", "s3"]
     fake_run(root / "fine1", "seed003_fcnn", tiny_benchmark, scenes, devices)
     fake_run(root / "fine2", "seed003_resnet", tiny_benchmark, scenes, devices)

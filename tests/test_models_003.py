@@ -5,14 +5,19 @@ import pytest
 import torch
 from torch import nn
 
-from sceneshift.models import count_macs, count_parameters, create_model, list_models
+from sceneshift.models import MODELS, count_macs, count_parameters
+from sceneshift.registry import RecipeError
 
-MODELS = ["resnet_fsplit", "fcnn", "fsfcnn"]
+NAMES = ["resnet_fsplit", "fcnn", "fsfcnn"]
 
 
-@pytest.mark.parametrize("name", MODELS)
+def create_model(name, in_channels, **options):
+    return MODELS.build(name, options, in_channels=in_channels)
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_shape_length_independence_and_pooling(name):
-    assert name in list_models()
+    assert name in MODELS.names() and name in MODELS
     torch.manual_seed(0)
     m = create_model(name, 3, width=2).eval()
     for frames in (40, 97):
@@ -22,7 +27,7 @@ def test_shape_length_independence_and_pooling(name):
         assert torch.allclose(m.pool(m.feature_maps(x)), emb)
 
 
-@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("name", NAMES)
 def test_width_scales_size_and_cost(name):
     x = torch.randn(1, 3, 64, 100)
     small, big = create_model(name, 3, width=2), create_model(name, 3, width=4)
@@ -32,7 +37,7 @@ def test_width_scales_size_and_cost(name):
     assert 1.8 < count_macs(small, torch.randn(1, 3, 64, 200)) / count_macs(small, x) < 2.2
     with pytest.raises(ValueError, match="width"):
         create_model(name, 3, width=0)
-    with pytest.raises(ValueError, match=f"model.depth: not an option of '{name}'"):
+    with pytest.raises(RecipeError, match=r"model.depth: unknown option \(allowed: .*width"):
         create_model(name, 3, depth=3)
 
 
@@ -58,12 +63,16 @@ def test_resnet_splits_frequency_into_two_paths():
 
 
 def test_recipe_cost_table_matches_the_built_classifier():
-    from sceneshift.classifier import build_classifier
-    from sceneshift.complexity import cost_table
-    from sceneshift.config import load_recipe
+    from sceneshift.data.domain import Domain
+    from sceneshift.evaluation.complexity import cost_table, network_cost
+    from sceneshift.networks import build_network
+    from sceneshift.training.recipe import load_recipe
     rows = cost_table(["seed003_resnet", "seed003_fcnn_3class"])
     assert [r["classes"] for r in rows] == [10, 3]
-    net = build_classifier(load_recipe("seed003_resnet"), 10)
+    cfg = load_recipe("seed003_resnet")
+    net = build_network(cfg, Domain.placeholder(10))
+    assert {k: v for k, v in network_cost(cfg).items() if k != "options"} == \
+        {k: v for k, v in rows[0].items() if k not in ("name", "options")}
     assert rows[0]["parameters"] == count_parameters(net)
     assert rows[0]["input"] == [3, 64, 193]                   # 201 frames less 2 x 4 for the valid deltas
     assert rows[0]["macs"] == count_macs(net, torch.zeros(1, 64000))

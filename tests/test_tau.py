@@ -1,10 +1,15 @@
-"""The TAU 2020 Mobile layout loader against the real official split lists, and ICME label files."""
+"""The TAU 2020 Mobile layout adapter against the real official split lists, and ICME label files."""
 from collections import Counter
 
 import pytest
 
-from sceneshift.data.icme import read_labels
-from sceneshift.data.tau import check_dataset, device_groups, device_of, read_split, read_table
+from sceneshift.data.datasets import open_dataset
+from sceneshift.data.datasets.icme import read_labels
+from sceneshift.data.datasets.tau import TauDataset, device_of, parse_groups, read_table
+
+
+def read_split(root, split):
+    return TauDataset(root).clips(split)
 
 
 @pytest.fixture
@@ -32,7 +37,7 @@ def test_official_evaluate_split_counts(tau_root):
     assert Counter(c.device for c in clips) == {d: 330 for d in ["a", "b", "c", "s1", "s2", "s3", "s4", "s5", "s6"]}
     assert set(Counter(c.scene for c in clips).values()) == {297}
     # the TAU 2020 grouping applies when there is no devices.json
-    groups = device_groups(tau_root)
+    groups = TauDataset(tau_root).groups()
     assert groups["unseen"] == ["s4", "s5", "s6"] and groups["source"] == ["a"]
 
 
@@ -44,13 +49,29 @@ def test_device_suffix_and_errors(tmp_path):
     with pytest.raises(ValueError, match="unknown split"):
         read_split(tmp_path, "dev")
     with pytest.raises(FileNotFoundError, match="sceneshift benchmark build"):
-        check_dataset(tmp_path)
+        TauDataset(tmp_path).check(splits=("train",))
+    with pytest.raises(FileNotFoundError, match="sceneshift benchmark build"):
+        open_dataset(tmp_path / "missing")
 
 
-def test_groups_override_and_bad_override(tmp_path):
-    assert device_groups(tmp_path, "source=a;target=b,c") == {"source": ["a"], "target": ["b", "c"]}
+def test_other_folds_and_damaged_lists(tmp_path):
+    setup = tmp_path / "evaluation_setup"
+    setup.mkdir()
+    (setup / "fold2_train.csv").write_text("\ufefffilename\tscene_label\naudio/x-1-b.wav\tpark\n")
+    [clip] = TauDataset(tmp_path, fold=2).clips("train")            # BOM-prefixed header, fold 2
+    assert (clip.scene, clip.device) == ("park", "b")
+    (setup / "fold1_train.csv").write_text("name;label\naudio/x-a.wav;park\n")
+    with pytest.raises(ValueError, match="'filename' column"):
+        TauDataset(tmp_path).clips("train")
+    (setup / "fold1_train.csv").write_text("filename\tscene_label\naudio/x-a.wav\tpark\naudio/x-a.wav\tpark\n")
+    with pytest.raises(ValueError, match="listed twice"):
+        TauDataset(tmp_path).clips("train")
+
+
+def test_groups_override_and_bad_override():
+    assert parse_groups("source=a;target=b,c") == {"source": ["a"], "target": ["b", "c"]}
     with pytest.raises(ValueError, match="--groups"):
-        device_groups(tmp_path, "a,b")
+        parse_groups("a,b")
 
 
 def test_unlabeled_test_split(tmp_path):
@@ -77,4 +98,7 @@ def test_benchmark_layout(tiny_benchmark):
         assert clips and all((tiny_benchmark / c.filename).is_file() for c in clips)
     assert {c.device for c in read_split(tiny_benchmark, "validate")} <= {"a", "b", "c", "s1", "s2", "s3"}
     assert {c.device for c in read_split(tiny_benchmark, "evaluate")} >= {"s4", "s5", "s6"}
-    assert device_groups(tiny_benchmark)["seen"] == ["b", "c", "s1", "s2", "s3"]
+    adapter = open_dataset(tiny_benchmark)
+    assert adapter.name == "tau" and adapter.groups()["seen"] == ["b", "c", "s1", "s2", "s3"]
+    assert adapter.source_device == "a" and adapter.benchmark_version == "v2"
+    assert adapter.device_irs()["s4"].endswith(".wav")

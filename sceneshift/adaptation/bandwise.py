@@ -19,19 +19,22 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..data.splits import iter_batches
+from . import ADAPTATIONS
+
 STD_FLOOR = 1e-8   # a constant band (std 0) is shifted only, not blown up
 
 
 @torch.no_grad()
-def band_statistics(frontend: nn.Module, waves, batch_size: int = 128, device="cpu") -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel, per-band mean and std ``(C, F)`` of ``frontend(waves)`` over clips and frames.
+def band_statistics(frontend: nn.Module, waves, rows=None, batch_size: int = 128,
+                    device="cpu") -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel, per-band mean and std ``(C, F)`` of ``frontend(waves[rows])`` over clips and frames.
 
     Accumulated in float64 sums, so the result does not depend on the batch size.
     """
     total = total_sq = None
     count = 0
-    for i in range(0, len(waves), batch_size):
-        w = torch.from_numpy(np.array(waves[i:i + batch_size], dtype=np.float32)).to(device)
+    for w in iter_batches(waves, batch_size, rows, device):
         x = frontend(w).double()                                   # (B, C, F, T)
         s, sq = x.sum(dim=(0, 3)), (x * x).sum(dim=(0, 3))
         total, total_sq = (s, sq) if total is None else (total + s, total_sq + sq)
@@ -60,7 +63,12 @@ class BandwiseMatch(nn.Module):
         return (x - self.target_mean) * scale + self.source_mean
 
 
-def fit_bandwise(frontend: nn.Module, source_waves, target_waves, batch_size: int = 128, device="cpu") -> BandwiseMatch:
-    sm, ss = band_statistics(frontend, source_waves, batch_size, device)
-    tm, ts = band_statistics(frontend, target_waves, batch_size, device)
-    return BandwiseMatch(sm, ss, tm, ts).to(device)
+@ADAPTATIONS.register("bandwise")
+def fit_bandwise(frontend: nn.Module, source, targets: dict, batch_size: int = 128, device="cpu") -> dict:
+    """``{device: BandwiseMatch}`` matching each ``targets[device] = (waves, rows)`` to ``source = (waves, rows)``."""
+    sm, ss = band_statistics(frontend, *source, batch_size=batch_size, device=device)
+    out = {}
+    for name, (waves, rows) in targets.items():
+        tm, ts = band_statistics(frontend, waves, rows, batch_size=batch_size, device=device)
+        out[name] = BandwiseMatch(sm, ss, tm, ts).to(device)
+    return out

@@ -1,42 +1,57 @@
 """Augmentations: separate, composable, seeded modules named in a recipe's ``augment`` list.
 
-Each augmentation is an ``nn.Module`` with ``domain = "wave"`` (applied to the waveform batch
-``(B, samples)`` before the front end) or ``domain = "spec"`` (applied to the front end's output
+Each augmentation is an ``nn.Module`` with ``stage = "wave"`` (applied to the waveform batch
+``(B, samples)`` before the front end) or ``stage = "spec"`` (applied to the front end's output
 ``(B, C, F, T)``), and ``forward(x, target, device) -> (x, target)`` where ``target`` holds soft
 (one-hot) labels, so that label-mixing augmentations such as mixup fit the same interface, and
-``device`` the device index of each clip (``labels["devices"]``). An augmentation that needs
-the training data (a reference spectrum, say) defines ``fit(train_data, cfg, labels)``, called
-once before training. They run in training only.
+``device`` the device index of each clip in the run's :class:`~sceneshift.data.domain.Domain`.
+The domain (which device is the source, ...) and the recipe's sample rate are injected when the
+augmentation is built; an augmentation that needs the training data (a reference spectrum, say)
+defines ``fit(train_data)``, called once before training. They run in training only.
+
+An option that holds a list of augmentation specs (``one_of``'s ``choices``) is named in the
+class's ``nested`` tuple, so recipe checking descends into it.
 """
 from __future__ import annotations
 
 from torch import nn
 
-AUGMENTATIONS: dict = {}
+from ..registry import Registry, RecipeError
+
+AUGMENTATIONS = Registry("augmentation", __name__, injected=("domain", "sample_rate"),
+                         injected_from={"domain": "the dataset (the run's domain)",
+                                        "sample_rate": "data.sample_rate (one sample rate per recipe)"})
 
 
-def register_augmentation(cls):
-    AUGMENTATIONS[cls.name] = cls
-    return cls
+def check_augmentations(specs, where: str = "augment") -> list[dict]:
+    """Validated specs ``[{name, options...}]`` with defaults filled in, nested lists included."""
+    if specs is None:
+        return []
+    if not isinstance(specs, list):
+        raise RecipeError(f"{where}: expected a list of {{name: ..., options}} entries, got {specs!r}")
+    out = []
+    for i, spec in enumerate(specs):
+        here = f"{where}[{i}]"
+        if not isinstance(spec, dict) or "name" not in spec:
+            raise RecipeError(f"{here}: expected a mapping with a 'name' (one of {', '.join(AUGMENTATIONS.names())})")
+        opts = dict(spec)
+        name = opts.pop("name")
+        cls = AUGMENTATIONS.get(name, where=f"{here}.name")
+        nested = {k: opts.pop(k) for k in getattr(cls, "nested", ()) if k in opts}
+        checked = AUGMENTATIONS.check(name, opts, here)
+        for k, v in nested.items():
+            checked[k] = check_augmentations(v, f"{here}.{k}")
+        out.append({"name": name, **checked})
+    return out
 
 
-def build_augmentations(specs: list, cfg: dict, labels: dict) -> tuple[nn.ModuleList, nn.ModuleList]:
+def build_augmentations(specs: list, domain=None, sample_rate: int = 16000) -> tuple[nn.ModuleList, nn.ModuleList]:
     """``[{name: mixup, alpha: 0.4}, ...]`` -> (waveform augmentations, spectrogram augmentations)."""
-    import importlib
-    import pkgutil
-    for info in pkgutil.iter_modules(__path__):
-        importlib.import_module(f"{__name__}.{info.name}")
     wave, spec = nn.ModuleList(), nn.ModuleList()
-    for i, s in enumerate(specs):
-        s = dict(s)
-        name = s.pop("name", None)
-        if name not in AUGMENTATIONS:
-            raise ValueError(f"augment[{i}].name: unknown augmentation {name!r}; "
-                             f"available: {', '.join(sorted(AUGMENTATIONS)) or 'none'}")
-        try:
-            aug = AUGMENTATIONS[name](**s, context={"cfg": cfg, "labels": labels}) \
-                if getattr(AUGMENTATIONS[name], "needs_context", False) else AUGMENTATIONS[name](**s)
-        except TypeError as e:
-            raise ValueError(f"augment[{i}] ({name}): {e}") from None
-        (wave if aug.domain == "wave" else spec).append(aug)
+    for i, s in enumerate(specs or []):
+        opts = dict(s)
+        name = opts.pop("name", None)
+        AUGMENTATIONS.get(name, where=f"augment[{i}].name")     # an unknown name says which entry
+        aug = AUGMENTATIONS.build(name, opts, where=f"augment[{i}]", domain=domain, sample_rate=sample_rate)
+        (wave if aug.stage == "wave" else spec).append(aug)
     return wave, spec

@@ -8,7 +8,8 @@ augmentation's name, so two augmentations left at the default seed still draw di
 ``p`` is the probability that a row is augmented (``p: 1`` augments every row, which is what
 offline generation of "extra data" uses); ``source_only`` restricts an augmentation to clips
 of the source device, as the paper does for spectrum correction and reverberation (device A
-data is turned into simulated other devices).
+data is turned into simulated other devices); which device is the source comes from the run's
+domain (``domain.source``), never from a literal device name.
 """
 from __future__ import annotations
 
@@ -17,27 +18,21 @@ import zlib
 import torch
 from torch import nn
 
-
-def source_device_index(labels: dict | None, source: str = "a") -> int:
-    """Index of the source device in the run's device list (-1 when the run has none)."""
-    devices = list((labels or {}).get("devices") or [])
-    return devices.index(source) if source in devices else -1
+from ..data.domain import Domain
 
 
 class Augmentation(nn.Module):
     name = "augmentation"
-    domain = "wave"
-    needs_context = True    # build_augmentations passes {"cfg", "labels"}
+    stage = "wave"   # "wave": before the front end; "spec": after it
 
-    def __init__(self, p: float = 1.0, seed: int = 0, source_only: bool = False, source: str = "a",
-                 context: dict | None = None):
+    def __init__(self, p: float = 1.0, seed: int = 0, source_only: bool = False, *, domain: Domain | None = None,
+                 sample_rate: int = 16000):
         super().__init__()
         if not 0.0 <= float(p) <= 1.0:
             raise ValueError(f"{self.name}.p must lie in [0, 1], got {p!r}")
         self.p, self.seed, self.source_only = float(p), int(seed), bool(source_only)
-        context = context or {}
-        self.cfg, self.labels = context.get("cfg") or {}, context.get("labels") or {}
-        self.source_index = source_device_index(self.labels, source)
+        self.run_domain, self.sample_rate = domain, int(sample_rate)
+        self.source_index = domain.source_index if domain is not None else -1
         self.generator = torch.Generator().manual_seed(self.seed * 1_000_003 + zlib.crc32(self.name.encode()))
 
     def reseed(self, seed: int):

@@ -15,29 +15,30 @@ from __future__ import annotations
 
 import torch
 
-from . import register_augmentation
+from . import AUGMENTATIONS
 from .base import Augmentation
 
 
-@register_augmentation
+@AUGMENTATIONS.register
 class OneOf(Augmentation):
-    name, domain = "one_of", "wave"
+    name, stage = "one_of", "wave"
+    nested = ("choices",)      # a list of augmentation specs (checked like the recipe's augment list)
 
     def __init__(self, choices: list | None = None, **kw):
         super().__init__(**kw)
         from . import build_augmentations
         if not choices:
             raise ValueError("one_of.choices: give a non-empty list of augmentations ({name: ..., options})")
-        wave, spec = build_augmentations(choices, self.cfg, self.labels)
+        wave, spec = build_augmentations(choices, self.run_domain, self.sample_rate)
         if wave and spec:
             raise ValueError("one_of.choices: mix only waveform or only spectrogram augmentations, not both")
         self.choices = wave or spec
-        self.domain = "wave" if wave else "spec"
+        self.stage = "wave" if wave else "spec"
 
-    def fit(self, train_data, cfg=None, labels=None):
+    def fit(self, train_data):
         for child in self.choices:
             if hasattr(child, "fit"):
-                child.fit(train_data, cfg, labels)
+                child.fit(train_data)
 
     def forward(self, x, target, device=None):
         n = x.shape[0]

@@ -26,31 +26,30 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import register_augmentation
+from ..data.irs import load_impulse_responses
+from ..data.splits import iter_batches
+from . import AUGMENTATIONS
 from .base import Augmentation
-
-AUDIO_SUFFIXES = (".flac", ".wav")
 
 
 def mean_spectrum(waves, rows: np.ndarray, n_fft: int, hop: int, chunk: int = 64) -> torch.Tensor:
     """Mean STFT magnitude ``(n_fft // 2 + 1,)`` over the frames of ``waves[rows]``."""
     window = torch.hann_window(n_fft)
     total, frames = torch.zeros(n_fft // 2 + 1, dtype=torch.float64), 0
-    for i in range(0, len(rows), chunk):
-        x = torch.from_numpy(np.asarray(waves[np.sort(rows[i:i + chunk])], dtype=np.float32))
+    for x in iter_batches(waves, chunk, np.sort(rows)):
         mag = torch.stft(x, n_fft, hop, window=window, return_complex=True).abs()
         total += mag.sum(dim=(0, 2)).double()
         frames += mag.shape[0] * mag.shape[2]
     return (total / max(frames, 1)).float()
 
 
-@register_augmentation
+@AUGMENTATIONS.register
 class SpectrumCorrection(Augmentation):
-    name, domain = "spectrum_correction", "wave"
+    name, stage = "spectrum_correction", "wave"
 
-    def __init__(self, n_fft: int = 1024, hop_length: int = 256, max_gain_db: float = 30.0, **kw):
-        kw.setdefault("source_only", True)
-        super().__init__(**kw)
+    def __init__(self, n_fft: int = 1024, hop_length: int = 256, max_gain_db: float = 30.0, source_only: bool = True,
+                 **kw):
+        super().__init__(source_only=source_only, **kw)     # a signature default: the registry fills defaults in
         if n_fft < 16 or hop_length < 1:
             raise ValueError(f"spectrum_correction: bad n_fft/hop_length ({n_fft}, {hop_length})")
         self.n_fft, self.hop, self.max_gain_db = int(n_fft), int(hop_length), float(max_gain_db)
@@ -59,9 +58,10 @@ class SpectrumCorrection(Augmentation):
         self.register_buffer("device_spectra", torch.zeros(0), persistent=False)
         self.fitted = False
 
-    def fit(self, train_data, cfg=None, labels=None):
+    def fit(self, train_data):
         """Per-device mean spectra of the training split; reference = mean of the non-source devices."""
-        n_dev = len((labels or self.labels).get("devices") or []) or int(train_data.devices.max()) + 1
+        names = list(self.run_domain.devices) if self.run_domain is not None else []
+        n_dev = len(names) or int(train_data.devices.max()) + 1
         spectra, present = torch.zeros(n_dev, self.n_fft // 2 + 1), []
         for d in range(n_dev):
             rows = np.flatnonzero(train_data.devices == d)
@@ -70,8 +70,10 @@ class SpectrumCorrection(Augmentation):
                 present.append(d)
         others = [d for d in present if d != self.source_index]
         if self.source_index not in present or not others:
-            raise ValueError("spectrum_correction needs training clips of the source device and of at least one "
-                             f"other device (devices with clips: {[self.labels.get('devices', [])[d] for d in present] if self.labels else present})")
+            source = self.run_domain.source if self.run_domain is not None else None
+            raise ValueError(f"spectrum_correction needs training clips of the source device ({source}) and of at "
+                             f"least one other device (devices with clips: "
+                             f"{', '.join(names[d] if names else str(d) for d in present)})")
         self.set_spectra(spectra[self.source_index], spectra[others].mean(dim=0), spectra)
 
     def set_spectra(self, source: torch.Tensor, reference: torch.Tensor, device_spectra: torch.Tensor | None = None):
@@ -84,33 +86,11 @@ class SpectrumCorrection(Augmentation):
 
     def transform(self, x, target):
         if not self.fitted:
-            raise RuntimeError("spectrum_correction has not been fitted: call fit(train_data, cfg, labels) first")
+            raise RuntimeError("spectrum_correction has not been fitted: call fit(train_data) first")
         window = torch.hann_window(self.n_fft, device=x.device)
         spec = torch.stft(x.float(), self.n_fft, self.hop, window=window, return_complex=True)
         spec = spec * self.ratio.to(x.device)[None, :, None]
         return torch.istft(spec, self.n_fft, self.hop, window=window, length=x.shape[-1])
-
-
-def load_room_irs(folder: str | Path, sample_rate: int, max_seconds: float) -> torch.Tensor:
-    """Every impulse response in ``folder`` at ``sample_rate``, direct path first, unit energy: ``(n, samples)``."""
-    import soundfile as sf
-    import soxr
-    files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in AUDIO_SUFFIXES)
-    if not files:
-        raise FileNotFoundError(f"reverb_drc.rooms: no .flac/.wav impulse responses in {folder}")
-    n_max, irs = int(max_seconds * sample_rate), []
-    for f in files:
-        h, fs = sf.read(str(f), dtype="float32", always_2d=True)
-        h = h[:, 0]
-        if fs != sample_rate:
-            h = soxr.resample(h, fs, sample_rate).astype(np.float32)
-        start = max(0, int(np.argmax(np.abs(h))) - int(0.001 * sample_rate))   # keep 1 ms before the direct path
-        h = h[start:start + n_max]
-        irs.append(h / max(float(np.sqrt(np.sum(h ** 2))), 1e-12))
-    bank = np.zeros((len(irs), max(len(h) for h in irs)), dtype=np.float32)
-    for i, h in enumerate(irs):
-        bank[i, :len(h)] = h
-    return torch.from_numpy(bank)
 
 
 def compress(x: torch.Tensor, threshold_db: torch.Tensor, ratio: torch.Tensor, frame: int, smooth: int) -> torch.Tensor:
@@ -129,20 +109,19 @@ def compress(x: torch.Tensor, threshold_db: torch.Tensor, ratio: torch.Tensor, f
     return x * gain
 
 
-@register_augmentation
+@AUGMENTATIONS.register
 class ReverbDRC(Augmentation):
-    name, domain = "reverb_drc", "wave"
+    name, stage = "reverb_drc", "wave"
 
     def __init__(self, rooms: str | None = None, max_ir_seconds: float = 1.0, threshold_db: tuple = (-25.0, -5.0),
-                 ratio: tuple = (2.0, 8.0), frame_ms: float = 10.0, smooth_ms: float = 50.0, **kw):
-        kw.setdefault("source_only", True)
-        super().__init__(**kw)
+                 ratio: tuple = (2.0, 8.0), frame_ms: float = 10.0, smooth_ms: float = 50.0, source_only: bool = True,
+                 **kw):
+        super().__init__(source_only=source_only, **kw)
         if len(threshold_db) != 2 or len(ratio) != 2 or not 1 <= ratio[0] <= ratio[1]:
             raise ValueError(f"reverb_drc: threshold_db and ratio are [low, high] ranges with 1 <= ratio "
                              f"(got {threshold_db}, {ratio})")
         self.rooms, self.max_ir_seconds = rooms, float(max_ir_seconds)
         self.threshold_db, self.ratio_range = tuple(map(float, threshold_db)), tuple(map(float, ratio))
-        self.sample_rate = int((self.cfg.get("data") or {}).get("sample_rate", 16000))
         self.frame = max(1, int(frame_ms * self.sample_rate / 1000))
         self.smooth = max(1, int(round(smooth_ms / frame_ms)))
         self.bank: torch.Tensor | None = None
@@ -159,7 +138,8 @@ class ReverbDRC(Augmentation):
 
     def transform(self, x, target):
         if self.bank is None:
-            self.set_bank(load_room_irs(self.room_folder(), self.sample_rate, self.max_ir_seconds))
+            self.set_bank(torch.from_numpy(load_impulse_responses(self.room_folder(), self.sample_rate,
+                                                                  self.max_ir_seconds, "reverb_drc.rooms")))
         n, length = x.shape[0], x.shape[-1]
         pick = torch.randint(len(self.bank), (n,), generator=self.generator)
         thr = self.uniform(n, *self.threshold_db).to(x.device)

@@ -15,13 +15,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from . import register_augmentation
+from . import AUGMENTATIONS
 from .base import Augmentation
 
 
-@register_augmentation
+@AUGMENTATIONS.register
 class Mixup(Augmentation):
-    name, domain = "mixup", "spec"
+    name, stage = "mixup", "spec"
 
     def __init__(self, alpha: float = 0.4, **kw):
         super().__init__(**kw)
@@ -48,9 +48,9 @@ def _beta(generator: torch.Generator, alpha: float, n: int) -> torch.Tensor:
     return torch.from_numpy(np.random.default_rng(seed).beta(alpha, alpha, n)).float()
 
 
-@register_augmentation
+@AUGMENTATIONS.register
 class SameSceneMix(Augmentation):
-    name, domain = "same_scene_mix", "wave"
+    name, stage = "same_scene_mix", "wave"
 
     def __init__(self, low: float = 0.3, high: float = 0.7, **kw):
         super().__init__(**kw)
@@ -59,7 +59,7 @@ class SameSceneMix(Augmentation):
         self.low, self.high = float(low), float(high)
         self.pool_waves, self.pool_by_class = None, {}
 
-    def fit(self, train_data, cfg=None, labels=None):
+    def fit(self, train_data):
         """Remember the training clips of each class as the pool of partners."""
         self.pool_waves = train_data.waves
         self.pool_by_class = {int(c): np.flatnonzero(train_data.labels == c) for c in np.unique(train_data.labels)

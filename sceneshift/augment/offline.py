@@ -28,7 +28,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..io import atomic_write_json, atomic_write_text
+from ..data.datasets.tau import read_table
+from ..data.domain import Domain
+from ..data.splits import DataSource, iter_batches
+from ..io import atomic_path, atomic_write_json, atomic_write_text
 
 
 def generated_name(filename: str, tag: str, copy: int, device: str) -> str:
@@ -45,9 +48,8 @@ def augmented_batches(aug, data, rows: np.ndarray, n_classes: int, batch_size: i
     aug.p = 1.0
     if getattr(aug, "source_only", False):
         rows = rows[data.devices[rows] == aug.source_index]
-    for i in range(0, len(rows), batch_size):
-        r = rows[i:i + batch_size]
-        x = torch.from_numpy(np.asarray(data.waves[r], dtype=np.float32))
+    for i, x in enumerate(iter_batches(data.waves, batch_size, rows)):
+        r = rows[i * batch_size:(i + 1) * batch_size]
         y = torch.nn.functional.one_hot(torch.from_numpy(data.labels[r]).clamp_min(0), n_classes).float()
         with torch.no_grad():
             out, _ = aug(x, y, torch.from_numpy(data.devices[r]))
@@ -58,9 +60,8 @@ def _write_flac(path: Path, wave: np.ndarray, sample_rate: int):
     import soundfile as sf
     peak = float(np.max(np.abs(wave))) if len(wave) else 0.0
     wave = wave / peak * 0.999 if peak > 0.999 else wave      # never clip: scale down instead
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.flac")
-    sf.write(str(tmp), wave.astype(np.float32), sample_rate, subtype="PCM_16")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        sf.write(str(tmp), wave.astype(np.float32), sample_rate, subtype="PCM_16")
 
 
 def _link_originals(root: Path, out: Path, filenames):
@@ -74,11 +75,13 @@ def _link_originals(root: Path, out: Path, filenames):
 def generate(cfg: dict, out: str | Path, copies: int = 1, devices: str = "source", seed: int = 0,
              batch_size: int = 32, log=print) -> Path:
     """Write the extra data of ``cfg['augment']`` (waveform entries) for ``cfg['data']['root']`` into ``out``."""
-    from ..data.tau import check_dataset, device_groups, read_meta, read_table
-    from ..training.data import load_split
     from . import build_augmentations
-    root, out = Path(cfg["data"]["root"]), Path(out)
-    check_dataset(root, splits=("train",))
+    source = DataSource(cfg["data"], log=log)
+    adapter = source.adapter
+    root, out = Path(adapter.root), Path(out)
+    if adapter.name != "tau":
+        raise ValueError(f"augment generate writes the TAU layout; {root} is a {adapter.name} dataset")
+    adapter.check(splits=(cfg["data"]["train_split"],))
     if out.resolve() == root.resolve():
         raise ValueError("augment generate: --out must differ from the source dataset")
     if copies < 1:
@@ -86,42 +89,43 @@ def generate(cfg: dict, out: str | Path, copies: int = 1, devices: str = "source
     specs = cfg.get("augment") or []
     if not specs:
         raise ValueError("augment generate: the recipe's augment list is empty")
-    train = load_split(root, cfg["data"]["train_split"], cfg["data"], log=log)
-    scene_map = cfg["data"].get("scene_map") or {}
-    classes = sorted({scene_map.get(c.scene, c.scene) for c in train.clips if c.scene})
-    dev_names = sorted({c.device for c in train.clips}, key=lambda d: (len(d) > 1, d))
-    labels = {"classes": classes, "devices": dev_names}
-    train = load_split(root, cfg["data"]["train_split"], cfg["data"], classes, dev_names, log=log)
+    train_clips = source.clips(cfg["data"]["train_split"])
+    domain = Domain.from_dataset(adapter, train_clips, cfg["data"].get("scene_map"))
+    source.domain = domain
+    train = source.split(cfg["data"]["train_split"])
     entries = []    # one extra set per method, as the paper: a one_of list is written as its choices
     for spec in specs:
         entries += list(spec.get("choices") or []) if spec.get("name") == "one_of" else [spec]
-    wave_augs, spec_augs = build_augmentations(entries, cfg, labels)
+    wave_augs, spec_augs = build_augmentations(entries, domain, cfg["data"]["sample_rate"])
     if spec_augs:
         log(f"not written (spectrogram augmentations apply on the fly): {', '.join(a.name for a in spec_augs)}")
     if not wave_augs:
         raise ValueError("augment generate writes audio: the recipe's augment list has no waveform augmentation")
     if devices == "source":
-        wanted = set(device_groups(root)["source"])
+        if domain.source is None:
+            raise ValueError(f"augment generate --devices source: {root} names no source device; "
+                             "give --devices all or a list")
+        wanted = {domain.source}
     elif devices == "all":
-        wanted = set(dev_names)
+        wanted = set(domain.devices)
     else:
         wanted = {d.strip() for d in devices.split(",") if d.strip()}
-        if unknown := wanted - set(dev_names):
+        if unknown := wanted - set(domain.devices):
             raise ValueError(f"augment generate --devices: no training clips of {', '.join(sorted(unknown))}")
     rows = np.array([i for i, c in enumerate(train.clips) if c.device in wanted], dtype=np.int64)
     sample_rate = int(cfg["data"]["sample_rate"])
 
     (out / "audio").mkdir(parents=True, exist_ok=True)
-    meta = {r["filename"]: r for r in read_meta(root)}
+    meta = {r["filename"]: r for r in adapter.meta()}
     new_rows, written = [], 0
     names = [a.name for a in wave_augs]
     for k, aug in enumerate(wave_augs):
         tag = aug.name if names.count(aug.name) == 1 else f"{aug.name}_{k}"   # the same method twice
         if hasattr(aug, "fit"):
-            aug.fit(train, cfg, labels)
+            aug.fit(train)
         for copy in range(copies):
             aug.reseed(seed + 1000 * k + copy)
-            for r, waves in augmented_batches(aug, train, rows, len(classes), batch_size):
+            for r, waves in augmented_batches(aug, train, rows, len(domain.classes), batch_size):
                 for row, wave in zip(r, waves):
                     clip = train.clips[int(row)]
                     name = generated_name(clip.filename, tag, copy, clip.device)
@@ -133,12 +137,13 @@ def generate(cfg: dict, out: str | Path, copies: int = 1, devices: str = "source
         log(f"{aug.name}: {copies} cop{'y' if copies == 1 else 'ies'} of the clips it applies to")
 
     listed = set(meta)
-    for f in (root / "evaluation_setup").glob("fold1_*.csv"):
+    for f in (root / "evaluation_setup").glob("fold*_*.csv"):
         listed |= {r["filename"] for r in read_table(f)}
     _link_originals(root, out, sorted(listed))
+    train_file = adapter.split_file(cfg["data"]["train_split"]).name
     for f in (root / "evaluation_setup").glob("*.csv"):
         text = f.read_text()
-        if f.name == f"fold1_{cfg['data']['train_split']}.csv":
+        if f.name == train_file:
             sep = "\t" if "\t" in text.splitlines()[0] else ","
             text = text.rstrip("\n") + "\n" + "".join(f"{n}{sep}{s}\n" for n, s, _, _ in new_rows)
         atomic_write_text(out / "evaluation_setup" / f.name, text)
@@ -149,5 +154,5 @@ def generate(cfg: dict, out: str | Path, copies: int = 1, devices: str = "source
     atomic_write_json(out / "generated.json", {
         "source_dataset": str(root), "augment": specs, "copies": copies, "devices": sorted(wanted), "seed": seed,
         "generated_clips": len(new_rows), "written_now": written, "sample_rate": sample_rate})
-    log(f"{len(new_rows)} generated clips appended to {out / 'evaluation_setup' / 'fold1_train.csv'}")
+    log(f"{len(new_rows)} generated clips appended to {out / 'evaluation_setup' / train_file}")
     return out

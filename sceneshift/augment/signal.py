@@ -18,7 +18,7 @@ import math
 
 import torch
 
-from . import register_augmentation
+from . import AUGMENTATIONS
 from .base import Augmentation
 
 
@@ -71,9 +71,9 @@ def phase_vocoder(x: torch.Tensor, stretch: torch.Tensor, n_fft: int = 512, hop:
     return torch.istft(torch.polar(mag, phase), n_fft, hop, window=window, length=(n_out - 1) * hop)
 
 
-@register_augmentation
+@AUGMENTATIONS.register
 class PitchShift(Augmentation):
-    name, domain = "pitch_shift", "wave"
+    name, stage = "pitch_shift", "wave"
 
     def __init__(self, semitones: float = 2.0, **kw):
         super().__init__(**kw)
@@ -87,9 +87,9 @@ class PitchShift(Augmentation):
         return read_rows(longer, factor, x.shape[-1], n_valid=(x.shape[-1] * factor).floor())
 
 
-@register_augmentation
+@AUGMENTATIONS.register
 class SpeedChange(Augmentation):
-    name, domain = "speed_change", "wave"
+    name, stage = "speed_change", "wave"
 
     def __init__(self, low: float = 0.9, high: float = 1.1, **kw):
         super().__init__(**kw)
@@ -101,9 +101,9 @@ class SpeedChange(Augmentation):
         return read_rows(x.float(), self.uniform(len(x), self.low, self.high), x.shape[-1])
 
 
-@register_augmentation
+@AUGMENTATIONS.register
 class GaussianNoise(Augmentation):
-    name, domain = "gaussian_noise", "wave"
+    name, stage = "gaussian_noise", "wave"
 
     def __init__(self, snr_low: float = 15.0, snr_high: float = 40.0, **kw):
         super().__init__(**kw)

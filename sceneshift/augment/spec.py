@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import torch
 
-from . import register_augmentation
+from . import AUGMENTATIONS
 from .base import Augmentation
 
 
-@register_augmentation
+@AUGMENTATIONS.register
 class RandomCrop(Augmentation):
-    name, domain = "random_crop", "spec"
+    name, stage = "random_crop", "spec"
 
     def __init__(self, frames: int = 180, **kw):
         super().__init__(**kw)
@@ -47,9 +47,9 @@ def _band_masks(n_rows: int, size: int, n_masks: int, fraction: float, generator
     return covered
 
 
-@register_augmentation
+@AUGMENTATIONS.register
 class SpecAugment(Augmentation):
-    name, domain = "spec_augment", "spec"
+    name, stage = "spec_augment", "spec"
 
     def __init__(self, n_time_masks: int = 1, n_freq_masks: int = 1, time_fraction: float = 0.1,
                  freq_fraction: float = 0.1, **kw):

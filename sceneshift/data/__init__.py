@@ -1,1 +1,1 @@
-"""Datasets in the TAU Urban Acoustic Scenes 2020 Mobile layout, audio loading and caching."""
+"""Data: dataset adapters, the run's domain, audio reading, the waveform cache, splits as arrays, urban-mobile."""

@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from .audio import AudioError, fit_length, load_audio
-from .tau import Clip
+from ..io import atomic_path, atomic_write_json
+from .datasets import Clip
 
 
 def _decode(job):
@@ -42,9 +43,12 @@ def cache_key(root: Path, clips: list[Clip], sample_rate: int, n_samples: int) -
     return h.hexdigest()[:16]
 
 
-def load_waveforms(root: str | Path, clips: list[Clip], sample_rate: int, n_samples: int,
+def load_waveforms(root: str | Path, clips: list[Clip], files: list[Path], sample_rate: int, n_samples: int,
                    cache_dir: str | Path, workers: int | None = None, log=print):
-    """Return ``(waves [N, n_samples] float16 memmap, kept clips, skipped [(filename, reason)])``."""
+    """Return ``(waves [N, n_samples] float16 memmap, kept clips, skipped [(filename, reason)])``.
+
+    ``files[i]`` is the audio of ``clips[i]`` (the dataset adapter decides where audio lives).
+    """
     root, cache_dir = Path(root), Path(cache_dir)
     key = cache_key(root, clips, sample_rate, n_samples)
     array_path, index_path = cache_dir / f"{key}.npy", cache_dir / f"{key}.json"
@@ -56,12 +60,11 @@ def load_waveforms(root: str | Path, clips: list[Clip], sample_rate: int, n_samp
 
     cache_dir.mkdir(parents=True, exist_ok=True)
     workers = workers or min(4, os.cpu_count() or 1)
-    jobs = [(str(root / c.filename), sample_rate, n_samples) for c in clips]
+    jobs = [(str(f), sample_rate, n_samples) for f in files]
     log(f"decoding {len(clips)} clips from {root} at {sample_rate} Hz into the cache {cache_dir} ...")
-    tmp_array = array_path.with_name(f"{key}.{os.getpid()}.tmp.npy")
-    out = np.lib.format.open_memmap(tmp_array, mode="w+", dtype=np.float16, shape=(len(clips), n_samples))
     kept, skipped, row = [], [], 0
-    try:
+    with atomic_path(array_path) as tmp_array:
+        out = np.lib.format.open_memmap(tmp_array, mode="w+", dtype=np.float16, shape=(len(clips), n_samples))
         pool = ProcessPoolExecutor(workers) if workers > 1 and len(jobs) > 64 else None
         results = pool.map(_decode, jobs, chunksize=32) if pool else map(_decode, jobs)
         for clip, (wave, reason) in zip(clips, results):
@@ -77,17 +80,11 @@ def load_waveforms(root: str | Path, clips: list[Clip], sample_rate: int, n_samp
         del out
         if row < len(clips):  # shrink to the kept rows
             full = np.load(tmp_array, mmap_mode="r")
-            np.save(tmp_array.with_suffix(".part.npy"), np.asarray(full[:row]))
+            with atomic_path(tmp_array) as part:
+                np.save(part, np.asarray(full[:row]))
             del full
-            os.replace(tmp_array.with_suffix(".part.npy"), tmp_array)
-        os.replace(tmp_array, array_path)
-        tmp_index = index_path.with_suffix(f".{os.getpid()}.tmp")
-        tmp_index.write_text(json.dumps({"root": str(root), "sample_rate": sample_rate, "n_samples": n_samples,
-                                         "kept": [c.filename for c in kept], "skipped": skipped}))
-        os.replace(tmp_index, index_path)
-    finally:
-        if tmp_array.exists():
-            tmp_array.unlink()
+    atomic_write_json(index_path, {"root": str(root), "sample_rate": sample_rate, "n_samples": n_samples,
+                                   "kept": [c.filename for c in kept], "skipped": skipped})
     for name, reason in skipped:
         print(f"skipped {root / name}: {reason}", file=sys.stderr)
     return np.load(array_path, mmap_mode="r"), kept, skipped

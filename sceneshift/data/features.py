@@ -13,7 +13,7 @@ together with copies of the clip lists, so the folder is a complete dataset root
 folder by default; ``sceneshift evaluate RUN --data DIR2`` scores another feature folder when
 ``DIR2`` holds a ``features.json`` (otherwise ``DIR2`` only supplies the clip lists).
 
-The network's front end is then a pass-through (``PrecomputedFrontend``): the recipe's
+The network's front end is then a pass-through (``frontend/precomputed.py``): the recipe's
 ``frontend`` section only has to state the channel count (``n_deltas``) of the arrays.
 
 Why no pickles: the paper's feature set ships as Python pickles, and unpickling runs whatever
@@ -24,35 +24,13 @@ pickled set to ``.npy`` files once, in an isolated environment, and only if you 
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
-import torch
-from torch import nn
 
-from .tau import Clip
+from .datasets import Clip
 
 LAYOUTS = ("CFT", "FT", "TF")
-
-
-class PrecomputedFrontend(nn.Module):
-    """The front end of a run on precomputed features: checks the shape, passes the features on."""
-
-    def __init__(self, channels: int = 1):
-        super().__init__()
-        self.channels = channels
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() == 2:
-            raise ValueError("this run was trained on precomputed features (data.features); it takes feature "
-                             "arrays (batch, channels, mel bands, frames), not audio waveforms")
-        if x.dim() == 3:
-            x = x[:, None]
-        if x.shape[1] != self.channels:
-            raise ValueError(f"frontend.n_deltas: the features have {x.shape[1]} channel(s) but the recipe "
-                             f"expects {self.channels} (1 + n_deltas)")
-        return x.float()
 
 
 def feature_path(folder: str | Path, filename: str) -> Path:
@@ -119,37 +97,3 @@ def load_features(folder: str | Path, clips: list[Clip], log=print):
     out.flags.writeable = False        # like the waveform cache: nothing downstream may modify it
     log(f"read {len(kept)} feature arrays {shape} from {folder} ({len(skipped)} skipped)")
     return out, kept, skipped
-
-
-def extract_features(root: str | Path, out: str | Path, cfg: dict, splits=("train", "validate", "evaluate"),
-                     batch_size: int = 64, log=print) -> Path:
-    """Write the front-end features of ``splits`` of ``root`` as a feature folder (with its clip lists)."""
-    from ..frontend import create_frontend
-    from ..training.data import load_split
-    root, out = Path(root), Path(out)
-    if cfg["data"].get("features"):
-        raise ValueError("data.features: extraction reads audio; unset data.features")
-    frontend = create_frontend(cfg["frontend"]).eval()
-    shape = None
-    for split in splits:
-        data = load_split(root, split, cfg["data"], log=log)
-        for i in range(0, len(data.clips), batch_size):
-            w = torch.from_numpy(np.asarray(data.waves[i:i + batch_size], dtype=np.float32))
-            with torch.no_grad():
-                x = frontend(w).numpy()
-            shape = x.shape[1:]
-            for clip, feats in zip(data.clips[i:i + batch_size], x):
-                path = feature_path(out, clip.filename)
-                path.parent.mkdir(parents=True, exist_ok=True)
-                np.save(path, feats)
-        (out / "evaluation_setup").mkdir(parents=True, exist_ok=True)
-        shutil.copy(root / "evaluation_setup" / f"fold1_{split}.csv", out / "evaluation_setup")
-        log(f"{split}: {len(data.clips)} clips -> {out}")
-    for name in ("meta.csv", "devices.json"):
-        if (root / name).is_file():
-            shutil.copy(root / name, out / name)
-    spec = {"layout": "CFT", "shape": list(shape) if shape is not None else None, "source": str(root),
-            "sample_rate": cfg["data"]["sample_rate"], "clip_seconds": cfg["data"]["clip_seconds"],
-            "frontend": cfg["frontend"]}
-    (out / "features.json").write_text(json.dumps(spec, indent=2) + "\n")
-    return out

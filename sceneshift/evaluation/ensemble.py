@@ -13,7 +13,7 @@ A system is a small YAML file that names run folders (paths relative to the file
 Two-stage fusion scores each scene by ``P(scene) = P_fine(scene) * P_coarse(parent(scene))``
 (the paper takes the argmax of this product). The products are renormalised to sum to one so
 that log loss stays meaningful; the renormalisation changes no decision.
-Both kinds behave like :class:`RunPredictor` (``classes``, ``labels``, ``cfg`` - the first fine
+Both kinds behave like :class:`RunPredictor` (``classes``, ``domain``, ``cfg`` - the first fine
 run's, so evaluation loads the same split and label mapping - ``sample_rate``, ``n_samples``,
 ``probabilities``), so ``sceneshift evaluate`` and ``predict`` accept a system file as a run.
 """
@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 import yaml
+
+from ..io import atomic_save_npy
 
 SYSTEM_SUFFIXES = (".yaml", ".yml")
 
@@ -37,7 +39,7 @@ class _Combined:
     """Shared attributes: taken from the first member, checked against the others."""
 
     def _adopt(self, first, members, what: str):
-        self.cfg, self.labels, self.classes = first.cfg, first.labels, list(first.classes)
+        self.cfg, self.domain, self.classes = first.cfg, first.domain, list(first.classes)
         self.sample_rate, self.n_samples = first.sample_rate, first.n_samples
         for m in members:
             if (m.sample_rate, m.n_samples) != (self.sample_rate, self.n_samples):
@@ -55,8 +57,8 @@ class EnsemblePredictor(_Combined):
             if list(m.classes) != self.classes:
                 raise ValueError(f"{name}: members have different classes ({m.classes} vs {self.classes})")
 
-    def probabilities(self, waves, batch_size: int = 128) -> np.ndarray:
-        return np.mean([m.probabilities(waves, batch_size) for m in self.members], axis=0)
+    def probabilities(self, waves, batch_size: int = 128, rows=None) -> np.ndarray:
+        return np.mean([m.probabilities(waves, batch_size, rows) for m in self.members], axis=0)
 
 
 class TwoStagePredictor(_Combined):
@@ -77,9 +79,9 @@ class TwoStagePredictor(_Combined):
         self.parents = {c: parents[c] for c in self.classes}
         self.parent_index = [list(coarse.classes).index(parents[c]) for c in self.classes]
 
-    def probabilities(self, waves, batch_size: int = 128) -> np.ndarray:
-        return fuse_two_stage(self.fine.probabilities(waves, batch_size),
-                              self.coarse.probabilities(waves, batch_size), self.parent_index)
+    def probabilities(self, waves, batch_size: int = 128, rows=None) -> np.ndarray:
+        return fuse_two_stage(self.fine.probabilities(waves, batch_size, rows),
+                              self.coarse.probabilities(waves, batch_size, rows), self.parent_index)
 
 
 # (array, hash) of the last read-only array (a cached split): every member of a system scores it
@@ -114,18 +116,17 @@ class CachedRun:
     def __getattr__(self, name):
         return getattr(self.run, name)
 
-    def probabilities(self, waves, batch_size: int = 128) -> np.ndarray:
-        import os
+    def probabilities(self, waves, batch_size: int = 128, rows=None) -> np.ndarray:
+        import hashlib
         weights = (self.run.run_dir / "model.pt").stat()
-        key = f"{fingerprint(waves)}-{weights.st_size}-{weights.st_mtime_ns}"
+        selection = "all" if rows is None else hashlib.blake2b(np.asarray(rows, np.int64).tobytes(),
+                                                                digest_size=8).hexdigest()
+        key = f"{fingerprint(waves)}-{selection}-{weights.st_size}-{weights.st_mtime_ns}"
         path = self.run.run_dir / "eval" / "proba" / f"{key}.npy"
         if path.is_file():
             return np.load(path)
-        proba = self.run.probabilities(waves, batch_size)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npy")
-        np.save(tmp, proba)
-        os.replace(tmp, path)
+        proba = self.run.probabilities(waves, batch_size, rows)
+        atomic_save_npy(path, proba)
         return proba
 
 

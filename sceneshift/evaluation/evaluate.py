@@ -1,4 +1,4 @@
-"""``sceneshift evaluate``: score a run on any split of any TAU-layout dataset."""
+"""``sceneshift evaluate``: score a run (or an ensemble / two-stage system) on any split of any dataset."""
 from __future__ import annotations
 
 import sys
@@ -6,25 +6,37 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import paths
-from ..data.tau import check_dataset, device_groups
+from ..data.datasets.tau import parse_groups
+from ..data.splits import DataSource, resolve_root
 from .metrics import summarize
 from .predictor import load_predictor
-from .report import device_table, write_report
+from .report import write_report
+
+
+def open_split(cfg: dict, domain, split: str, data: str | Path | None = None, log=print):
+    """``(DataSource, SplitData)`` of ``split`` of ``data`` (default: the run's own dataset)."""
+    data_cfg = dict(cfg["data"])
+    root = resolve_root(data or data_cfg["root"])
+    if data and root != Path(data_cfg["root"]).resolve():      # another dataset: detect its layout afresh
+        data_cfg.update(dataset="auto", dataset_options={})
+    data_cfg["root"] = str(root)
+    if data_cfg.get("features") and (root / "features.json").is_file():   # --data names another feature folder
+        data_cfg["features"] = str(root)
+    source = DataSource(data_cfg, domain, log=log)
+    source.adapter.check(splits=(split,))
+    return source, source.split(split)
 
 
 def evaluate(run: str | Path, data: str | Path | None = None, split: str = "evaluate", groups: str | None = None,
-             out: str | Path | None = None, adapt: str | None = None, log=print) -> dict:
-    from ..training.data import load_split
+             out: str | Path | None = None, adapt: str | None = None, adapt_devices: str = "untrained",
+             log=print) -> dict:
     predictor = load_predictor(run)
-    cfg = predictor.cfg
-    root = Path(data or cfg["data"].get("root") or paths.default_benchmark())
-    check_dataset(root, splits=(split,))
-    data_cfg = dict(cfg["data"])
-    if data_cfg.get("features") and (root / "features.json").is_file():   # --data names another feature folder
-        data_cfg["features"] = str(root)
-    split_data = load_split(root, split, data_cfg, classes=predictor.classes, devices=predictor.labels.get("devices"),
-                            log=log)
+    cfg, domain = predictor.cfg, predictor.domain
+    source, split_data = open_split(cfg, domain, split, data, log=log)
+    version = source.adapter.benchmark_version
+    if version and domain.benchmark_version and version != domain.benchmark_version:
+        log(f"note: the run was trained on benchmark version {domain.benchmark_version}, "
+            f"this dataset is version {version}")
     skipped = [list(s) for s in split_data.skipped]
     keep = np.flatnonzero(split_data.labels >= 0)
     for i in np.flatnonzero(split_data.labels < 0):
@@ -32,21 +44,33 @@ def evaluate(run: str | Path, data: str | Path | None = None, split: str = "eval
         skipped.append([c.filename, f"label {c.scene!r} is not one of the run's classes" if c.scene
                         else "no label in this split"])
     if not len(keep):
-        raise ValueError(f"{root}: split {split!r} has no clip with a label the run knows ({', '.join(predictor.classes)})")
+        raise ValueError(f"{source.adapter.root}: split {split!r} has no clip with a label the run knows "
+                         f"({', '.join(predictor.classes)})")
     batch_size = cfg["train"].get("eval_batch_size", 128)
+    adapted = []
     if adapt:   # fitted per target device on this split's clips, scored without touching the cached arrays
-        from ..adaptation import apply_adaptation
-        proba = apply_adaptation(adapt, predictor, split_data, keep, batch_size=batch_size, log=log)
+        from ..adaptation import fit_adapters, per_device
+        if not hasattr(predictor, "net"):
+            raise ValueError("--adapt: adaptation is fitted to one network's front end; give a run folder, "
+                             "not an ensemble or two-stage system file")
+        train_data = DataSource(cfg["data"], domain, log=log).split(cfg["data"]["train_split"])
+        adapters = fit_adapters(adapt, predictor.net, domain, train_data, split_data, adapt_devices, batch_size,
+                                predictor.device, log=log)
+        adapted = sorted(adapters)
+        proba = per_device(predictor.net, split_data, keep, adapters,
+                           lambda rows: predictor.probabilities(split_data.waves, batch_size, rows))
     else:
-        waves = split_data.waves if len(keep) == len(split_data.clips) else split_data.waves[keep]
-        proba = predictor.probabilities(waves, batch_size=batch_size)
+        proba = predictor.probabilities(split_data.waves, batch_size, None if len(keep) == len(split_data.clips)
+                                        else keep)
     y = split_data.labels[keep]
     devices = [split_data.clips[i].device for i in keep]
-    report = summarize(proba, y, devices, predictor.classes, device_groups(root, groups))
-    report["meta"] = {"run": str(Path(run)), "dataset": str(root), "split": split, "adapt": adapt or "none",
+    report = summarize(proba, y, devices, predictor.classes, parse_groups(groups) if groups else source.adapter.groups())
+    report["meta"] = {"run": str(Path(run)), "dataset": str(source.adapter.root), "split": split,
+                      "benchmark_version": version, "adapt": adapt or "none", "adapted_devices": adapted,
                       "skipped": skipped}
     eval_dir = getattr(predictor, "eval_dir", None) or Path(run) / "eval"   # a system file's is beside it
-    out = Path(out) if out else Path(eval_dir) / f"{root.name}-{split}{'-' + adapt if adapt else ''}"
+    suffix = f"-{adapt}" + ("-all" if adapt_devices == "all" else "") if adapt else ""
+    out = Path(out) if out else Path(eval_dir) / f"{Path(source.adapter.root).name}-{split}{suffix}"
     write_report(report, out)
     for name, reason in skipped[:20]:
         print(f"skipped {name}: {reason}", file=sys.stderr)

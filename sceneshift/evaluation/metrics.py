@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..data.domain import device_order
+
 EPS = 1e-15  # probabilities are clipped like scikit-learn's log_loss
 
 
@@ -33,7 +35,7 @@ def summarize(proba: np.ndarray, y: np.ndarray, devices: list[str], classes: lis
         "groups": {},
         "classes": per_class,
     }
-    for d in sorted(set(devices.tolist()), key=_device_order):
+    for d in sorted(set(devices.tolist()), key=device_order):
         m = devices == d
         report["devices"][d] = {"accuracy": _acc(pred[m], y[m]), "log_loss": _logloss(proba[m], y[m]), "n": int(m.sum())}
     for g, members in groups.items():
@@ -45,10 +47,3 @@ def summarize(proba: np.ndarray, y: np.ndarray, devices: list[str], classes: lis
     np.add.at(cm, (y, pred), 1)
     report["confusion"] = {"labels": list(classes), "matrix": cm.tolist()}
     return report
-
-
-def _device_order(d: str):
-    """a, b, c, s1, s2, ..., s10 in natural order."""
-    head = d.rstrip("0123456789")
-    tail = d[len(head):]
-    return (1, head, int(tail)) if tail else (0, d, 0)

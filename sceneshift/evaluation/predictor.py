@@ -5,42 +5,37 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
+
+from ..data.splits import iter_batches
+from ..networks import build_network
+from ..training.run import load_run_config
 
 
 class RunPredictor:
-    """One run folder's network (``config.yaml`` + ``model.pt``)."""
+    """One run folder's network (``config.yaml`` + ``domain.json`` + ``model.pt``), built without its system."""
 
     def __init__(self, run_dir: str | Path, device: str | None = None):
-        from ..training import get_system
         self.run_dir = Path(run_dir)
-        cfg_path, weights = self.run_dir / "config.yaml", self.run_dir / "model.pt"
-        if not cfg_path.is_file():
-            raise FileNotFoundError(f"{self.run_dir}: not a run folder (no config.yaml); "
-                                    "train one with `sceneshift train RECIPE --out DIR`")
+        self.cfg, self.domain = load_run_config(self.run_dir)
+        weights = self.run_dir / "model.pt"
         if not weights.is_file():
             raise FileNotFoundError(f"{weights}: no trained weights; the run did not finish "
                                     f"(continue it with `sceneshift train --resume --out {self.run_dir}`)")
-        self.cfg = yaml.safe_load(cfg_path.read_text())
-        self.labels = self.cfg["labels"]
-        self.classes = list(self.labels["classes"])
+        self.classes = list(self.domain.classes)
         self.sample_rate = int(self.cfg["data"]["sample_rate"])
         self.n_samples = int(round(self.cfg["data"]["clip_seconds"] * self.sample_rate))
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.net = get_system(self.cfg.get("system", "classifier")).build_net(self.cfg, self.labels)
+        self.net = build_network(self.cfg, self.domain)
         self.net.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
         self.net.eval().to(self.device)
 
     @torch.no_grad()
-    def logits(self, waves: np.ndarray, batch_size: int = 128) -> np.ndarray:
-        out = []
-        for i in range(0, len(waves), batch_size):
-            x = torch.from_numpy(np.array(waves[i:i + batch_size], dtype=np.float32)).to(self.device)
-            out.append(self.net(x).float().cpu().numpy())
+    def logits(self, waves: np.ndarray, batch_size: int = 128, rows=None) -> np.ndarray:
+        out = [self.net(x).float().cpu().numpy() for x in iter_batches(waves, batch_size, rows, self.device)]
         return np.concatenate(out) if out else np.zeros((0, len(self.classes)), np.float32)
 
-    def probabilities(self, waves: np.ndarray, batch_size: int = 128) -> np.ndarray:
-        z = self.logits(waves, batch_size)
+    def probabilities(self, waves: np.ndarray, batch_size: int = 128, rows=None) -> np.ndarray:
+        z = self.logits(waves, batch_size, rows)
         z = z - z.max(axis=1, keepdims=True)
         p = np.exp(z)
         return p / p.sum(axis=1, keepdims=True)

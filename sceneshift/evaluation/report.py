@@ -32,7 +32,7 @@ def device_table(report: dict) -> str:
 def markdown(report: dict) -> str:
     meta = report.get("meta", {})
     out = [f"# Evaluation report: {meta.get('run', '')}", ""]
-    for k in ("dataset", "split", "adapt", "skipped"):
+    for k in ("dataset", "split", "benchmark_version", "adapt", "adapted_devices", "skipped"):
         if k in meta:
             v = meta[k] if k != "skipped" else len(meta[k])
             out.append(f"- {k}: {v}")

@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..data.domain import device_order
+from ..data.splits import DataSource, iter_batches
 from ..io import atomic_write_json, atomic_write_text
 
 # Which labels each configuration adapts with: none (-), unsupervised (U), scene labels of the
@@ -25,12 +27,10 @@ from ..io import atomic_write_json, atomic_write_text
 DA_KIND = {"C0": "-", "C1": "S", "C2": "U*", "C2M": "U*", "C3": "S", "C3M": "S"}
 
 
-def _embeddings(predictor, waves, batch_size: int) -> np.ndarray:
-    out = []
+def _embeddings(predictor, waves, rows, batch_size: int) -> np.ndarray:
     with torch.no_grad():
-        for i in range(0, len(waves), batch_size):
-            w = torch.from_numpy(np.array(waves[i:i + batch_size], dtype=np.float32)).to(predictor.device)
-            out.append(predictor.net.embed(w).float().cpu().numpy())
+        out = [predictor.net.embed(w).float().cpu().numpy()
+               for w in iter_batches(waves, batch_size, rows, predictor.device)]
     return np.concatenate(out) if out else np.zeros((0, 1), np.float32)
 
 
@@ -40,27 +40,29 @@ def _acc(pred, y, rows):
 
 def score_run(run: str | Path, data=None, split: str = "evaluate", adapt: str | None = None, log=print) -> dict:
     """One row of Table 1 (plus per-device scene accuracy) for one run, optionally adapted."""
-    from ..adaptation import fit_adapters, per_device, source_devices_of_run
-    from ..training.data import load_split
+    from ..adaptation import fit_adapters, per_device
+    from .evaluate import open_split
     from .predictor import load_predictor
     predictor = load_predictor(run)
-    cfg, net = predictor.cfg, predictor.net
-    root = Path(data or cfg["data"]["root"])
-    data_cfg = dict(cfg["data"])
-    if data_cfg.get("features") and (root / "features.json").is_file():   # --data names another feature folder
-        data_cfg["features"] = str(root)
-    devices = list(predictor.labels["devices"])
-    split_data = load_split(root, split, data_cfg, predictor.classes, devices, log=log)
+    cfg, net, run_domain = predictor.cfg, predictor.net, predictor.domain
+    source_data, split_data = open_split(cfg, run_domain, split, data, log=log)
+    root = source_data.adapter.root
+    devices = list(run_domain.devices)
     rows = np.flatnonzero(split_data.labels >= 0)
     if not len(rows):
         raise ValueError(f"{root}: split {split!r} has no clip with a scene label the run knows")
     batch_size = cfg["train"].get("eval_batch_size", 128)
-    adapters = fit_adapters(adapt, predictor, split_data, batch_size, log=log) if adapt else {}
-    z = torch.from_numpy(per_device(predictor, split_data, rows, adapters,
-                                    lambda w: _embeddings(predictor, w, batch_size)))
+    adapters = {}
+    if adapt:     # the devices the run never trained on: every target device for C0, as in the paper
+        train_data = DataSource(cfg["data"], run_domain, log=log).split(cfg["data"]["train_split"])
+        adapters = fit_adapters(adapt, net, run_domain, train_data, split_data, "untrained", batch_size,
+                                predictor.device, log=log)
+    z = torch.from_numpy(per_device(net, split_data, rows, adapters,
+                                    lambda r: _embeddings(predictor, split_data.waves, r, batch_size)))
     y, d = split_data.labels[rows], split_data.devices[rows]
     dev_names = np.array([split_data.clips[i].device for i in rows])
-    source = set(source_devices_of_run(cfg))
+    given = (cfg.get("system_options") or {}).get("source_device") or run_domain.source
+    source = {given} if isinstance(given, str) else set(given)
     domain = {"S": np.isin(dev_names, sorted(source)),
               "T": np.isin(dev_names, [x for x in devices if x not in source]),
               "U": ~np.isin(dev_names, devices)}
@@ -90,7 +92,7 @@ def score_run(run: str | Path, data=None, split: str = "evaluate", adapt: str | 
                 entry["device"] = {k: _acc(pd, d, r) for k, r in domain.items() if k != "U"}
             result["masks"][m] = entry
             if m == getattr(net, "eval_mask", "all"):
-                for name in sorted(set(dev_names.tolist()), key=_order):
+                for name in sorted(set(dev_names.tolist()), key=device_order):
                     sel = dev_names == name
                     result["devices"][name] = {"accuracy": float(np.mean(pa[sel] == y[sel])), "n": int(sel.sum())}
     return result
@@ -99,11 +101,6 @@ def score_run(run: str | Path, data=None, split: str = "evaluate", adapt: str | 
 def _da(kind: str, adapt: str | None) -> str:
     """An unsupervised test-time adaptation adds U to whatever the training used."""
     return kind if not adapt else ("U" if kind == "-" else f"{kind}+U")
-
-
-def _order(d: str):
-    from .metrics import _device_order
-    return _device_order(d)
 
 
 def _fmt(x) -> str:
@@ -125,7 +122,7 @@ def markdown(rows: list[dict]) -> str:
         out.append(f"| {r['label']} | {r['da']} | " + " | ".join(
             _cell(r, task, dom) for task, dom in (("scene", "S"), ("scene", "T"), ("scene", "U"),
                                                   ("device", "S"), ("device", "T"))) + " |")
-    devs = sorted({d for r in rows for d in r["devices"]}, key=_order)
+    devs = sorted({d for r in rows for d in r["devices"]}, key=device_order)
     out += ["", "Scene accuracy per device (evaluation mask):", "",
             "| config | " + " | ".join(devs) + " |", "|---|" + "---|" * len(devs)]
     for r in rows:

@@ -1,15 +1,13 @@
-"""Front ends: waveform -> time-frequency tensor, as torch modules that run on any device and export."""
-from .logmel import LogMel, deltas
+"""Front ends: waveform -> time-frequency tensor, as torch modules that run on any device and export.
 
-FRONTENDS = {"logmel": LogMel}
+A front end takes ``(batch, samples)`` and returns ``(batch, channels, mel bands, frames)``; it
+exposes ``channels`` so the backbone after it is built with the right input width. The sample
+rate is not a front-end option: it is injected from ``data.sample_rate``, the one sample rate of
+a recipe.
+"""
+from ..registry import Registry
 
+FRONTENDS = Registry("frontend", __name__, injected=("sample_rate",),
+                     injected_from={"sample_rate": "data.sample_rate (one sample rate per recipe)"})
 
-def create_frontend(cfg: dict):
-    cfg = dict(cfg)
-    name = cfg.pop("name", "logmel")
-    if name not in FRONTENDS:
-        raise ValueError(f"frontend.name: unknown front end {name!r}; available: {', '.join(FRONTENDS)}")
-    return FRONTENDS[name](**cfg)
-
-
-__all__ = ["LogMel", "deltas", "create_frontend", "FRONTENDS"]
+__all__ = ["FRONTENDS"]

@@ -12,6 +12,8 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from . import FRONTENDS
+
 LOG_TYPES = ("db", "log", "none")
 NORMALISATIONS = ("none", "zscore", "minmax")
 
@@ -39,6 +41,7 @@ def deltas(x: torch.Tensor, width: int = 9, mode: str = "interp") -> torch.Tenso
     return torch.cat([y[..., :1].expand(*shape[:-1], half), y, y[..., -1:].expand(*shape[:-1], half)], dim=-1)
 
 
+@FRONTENDS.register("logmel")
 class LogMel(nn.Module):
     """Waveform ``(batch, samples)`` -> log-mel ``(batch, 1 + n_deltas, n_mels, frames)``."""
 

@@ -3,49 +3,17 @@
 A backbone takes a plain tensor ``(batch, channels, mel bands, frames)`` and returns an
 embedding ``(batch, embed_dim)``; it knows nothing of datasets, labels or training. Backbones
 that support class activation maps also provide ``feature_maps(x)`` (the last convolutional
-maps before pooling) and ``pool(maps)``. One file per model family registers its builders.
+maps before pooling) and ``pool(maps)``. One file per model family registers its builders
+with ``@MODELS.register``; a builder's keyword parameters are the recipe's ``model`` options.
 """
 from __future__ import annotations
 
-import importlib
-import inspect
-import pkgutil
-
 from torch import nn
 
-MODELS: dict = {}
+from ..registry import Registry
 
-
-def register_model(fn):
-    """Decorator: register a builder under its function name."""
-    if fn.__name__ in MODELS:
-        raise ValueError(f"model {fn.__name__!r} registered twice")
-    MODELS[fn.__name__] = fn
-    return fn
-
-
-def _import_all():
-    for info in pkgutil.iter_modules(__path__):
-        importlib.import_module(f"{__name__}.{info.name}")
-
-
-def list_models() -> list[str]:
-    _import_all()
-    return sorted(MODELS)
-
-
-def create_model(name: str, in_channels: int, **kwargs) -> nn.Module:
-    """Build the backbone ``name``; unknown names and options give an error naming them."""
-    _import_all()
-    if name not in MODELS:
-        raise ValueError(f"model.name: unknown model {name!r}; registered: {', '.join(sorted(MODELS))}")
-    fn = MODELS[name]
-    params = inspect.signature(fn).parameters
-    unknown = [k for k in kwargs if k not in params]
-    if unknown:
-        known = [p for p in params if p != "in_channels"]
-        raise ValueError(f"model.{unknown[0]}: not an option of {name!r} (options: {', '.join(known)})")
-    return fn(in_channels=in_channels, **kwargs)
+MODELS = Registry("model", __name__, injected=("in_channels",),
+                  injected_from={"in_channels": "the front end's channel count"})
 
 
 def count_parameters(module: nn.Module) -> int:

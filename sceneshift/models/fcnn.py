@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from . import register_model
+from . import MODELS
 
 
 class ChannelAttention(nn.Module):
@@ -72,7 +72,7 @@ def _check_width(width):
         raise ValueError(f"model.width must be >= 1, got {width}")
 
 
-@register_model
+@MODELS.register
 def fcnn(in_channels: int = 3, width: int = 48, embed_dim: int | None = None, dropout: float = 0.3,
          attention_ratio: int = 2) -> FCNN:
     _check_width(width)
@@ -80,7 +80,7 @@ def fcnn(in_channels: int = 3, width: int = 48, embed_dim: int | None = None, dr
     return FCNN(in_channels, blocks, embed_dim or 4 * width, dropout, attention_ratio)
 
 
-@register_model
+@MODELS.register
 def fsfcnn(in_channels: int = 3, width: int = 48, embed_dim: int | None = None, dropout: float = 0.3,
            attention_ratio: int = 2) -> FCNN:
     _check_width(width)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from . import register_model
+from . import MODELS
 
 
 def _conv(cin, cout, k, stride=1):
@@ -40,7 +40,7 @@ class KaggleCNN(nn.Module):
         return self.norm(self.embedding(self.squeeze(self.features(x))))
 
 
-@register_model
+@MODELS.register
 def kaggle_cnn(in_channels: int = 1, embed_dim: int = 256, hidden: int = 256, layer_norm: bool = True,
                pooled_frames: int = 12) -> KaggleCNN:
     return KaggleCNN(in_channels, embed_dim, hidden, layer_norm, pooled_frames)

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import register_model
+from . import MODELS
 
 
 class PreActBlock(nn.Module):
@@ -84,7 +84,7 @@ class FreqSplitResNet(nn.Module):
         return self.pool(self.feature_maps(x))
 
 
-@register_model
+@MODELS.register
 def resnet_fsplit(in_channels: int = 3, width: int = 24, stages: int = 4, blocks: int = 2,
                   embed_dim: int | None = None, split: float = 0.5) -> FreqSplitResNet:
     return FreqSplitResNet(in_channels, width, stages, blocks, embed_dim, split)

@@ -18,24 +18,24 @@ selects a row without a label raises. Checkpoints are chosen on the validation s
 the labels the configuration may use (``train.monitor`` in the recipes: source-device
 accuracy ``val/acc_source`` for C0, C2, C2M; all devices ``val/acc`` for C1, C3, C3M).
 
-Options (recipe section ``system_options``): config, w_device, w_var, source_device,
-eval_mask, batches_per_epoch.
+Options (recipe section ``system_options``, the keyword parameters of ``DisentangleSystem``):
+config, w_device, w_var, source_device (default: the dataset's source device, from the run's
+domain), eval_mask, batches_per_epoch.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler
 
-from ..classifier import build_frontend
+from ..data.splits import SplitData, WaveDataset
 from ..heads.losses import cross_entropy, variance_loss
-from ..models import create_model
-from ..models.disentangle import DisentangleNet
-from .data import SplitData, WaveDataset
-from .module import ClassifierModule
+from . import SYSTEMS
+from .classifier import ClassifierSystem
 
 
 @dataclass(frozen=True)
@@ -63,33 +63,6 @@ CONFIGS = {
     "C3M": Config("half", True, True, scene=(Term("ce", "first"), Term("var", "second")),
                   device=(Term("ce", "second"), Term("var", "first"))),
 }
-
-OPTIONS = {"config": "C3M", "w_device": 10.0, "w_var": 500.0, "source_device": None, "eval_mask": None,
-           "batches_per_epoch": None}
-
-
-def system_options(cfg: dict) -> dict:
-    given = cfg.get("system_options") or {}
-    for key in given:
-        if key not in OPTIONS:
-            raise ValueError(f"system_options.{key}: unknown option of the disentangle system "
-                             f"(known: {', '.join(OPTIONS)})")
-    opts = {**OPTIONS, **given}
-    opts["config"] = str(opts["config"]).upper()
-    if opts["config"] not in CONFIGS:
-        raise ValueError(f"system_options.config: unknown configuration {given.get('config')!r} "
-                         f"(one of {', '.join(CONFIGS)})")
-    return opts
-
-
-def source_devices(cfg: dict) -> list[str]:
-    """The source device(s): ``system_options.source_device``, else the dataset's device groups."""
-    from ..data.tau import device_groups
-    given = system_options(cfg)["source_device"]
-    if given:
-        return [given] if isinstance(given, str) else list(given)
-    return device_groups(cfg["data"]["root"])["source"]
-
 
 def row_sets(is_source: torch.Tensor, first: torch.Tensor) -> dict:
     return {"all": None, "source": is_source, "target": ~is_source, "first": first, "second": ~first,
@@ -166,57 +139,65 @@ class SourceLabelsOnly(WaveDataset):
         return wave, (y if d in self.source_index else -1), d, row
 
 
-def split_domains(data: SplitData, devices: list[str], cfg: dict) -> tuple[np.ndarray, np.ndarray, set[int]]:
+def split_domains(data: SplitData, devices: list[str], source_names: list[str]) -> tuple[np.ndarray, np.ndarray, set[int]]:
     """Row indices of source and target clips in ``data`` and the source device indices."""
-    names = source_devices(cfg)
-    unknown = [n for n in names if n not in devices]
-    if unknown:
-        raise ValueError(f"system_options.source_device: {unknown[0]!r} is not a device of the training split "
-                         f"({', '.join(devices)})")
-    src = {devices.index(n) for n in names}
+    src = {devices.index(n) for n in source_names}
     is_src = np.isin(data.devices, sorted(src))
     return np.flatnonzero(is_src), np.flatnonzero(~is_src & (data.devices >= 0)), src
 
 
-class DisentangleModule(ClassifierModule):
-    def __init__(self, cfg: dict, labels: dict):
+@SYSTEMS.register("disentangle")
+class DisentangleSystem(ClassifierSystem):
+    monitors = ClassifierSystem.monitors + ("val/acc_source", "val/acc_target", "val/device_acc")
+
+    @classmethod
+    def network_spec(cls, options: dict) -> dict:
+        config = CONFIGS[str(options["config"]).upper()]
+        return {"name": "disentangle", "masked": config.masked, "eval_mask": options.get("eval_mask")}
+
+    def __init__(self, cfg: dict, domain, data, config: Literal["C0", "C1", "C2", "C3", "C2M", "C3M"] = "C3M",
+                 w_device: float = 10.0, w_var: float = 500.0, source_device: str | list[str] | None = None,
+                 eval_mask: Literal["+", "-", "all"] | None = None, batches_per_epoch: int | None = None):
         if cfg.get("augment"):
             raise ValueError("augment: the disentangle system trains without augmentation, as seed 000 does "
                              "(remove the recipe's augment list)")
-        super().__init__(cfg, labels)
-        self.opts = system_options(cfg)
-        self.config = CONFIGS[self.opts["config"]]
-        self.source_index = torch.tensor(sorted({labels["devices"].index(n) for n in source_devices(cfg)}))
+        if batches_per_epoch is not None and batches_per_epoch < 1:
+            raise ValueError(f"system_options.batches_per_epoch must be >= 1, got {batches_per_epoch}")
+        self.config = CONFIGS[config]
+        if cfg["network"]["name"] != "disentangle" or bool(cfg["network"].get("masked")) != self.config.masked:
+            raise ValueError(f"network: configuration {config} trains the disentangle network with masked="
+                             f"{self.config.masked}; leave the recipe's network section out")
+        super().__init__(cfg, domain, data)
+        self.opts = {"config": config, "w_device": float(w_device), "w_var": float(w_var),
+                     "batches_per_epoch": batches_per_epoch}
+        names = source_device or domain.source
+        if names is None:
+            raise ValueError("system_options.source_device: the dataset names no source device; give one")
+        self.source_names = [names] if isinstance(names, str) else list(names)
+        unknown = [n for n in self.source_names if n not in domain.devices]
+        if unknown:
+            raise ValueError(f"system_options.source_device: {unknown[0]!r} is not a device of the training split "
+                             f"({', '.join(domain.devices)})")
+        self.source_index = torch.tensor(sorted({domain.devices.index(n) for n in self.source_names}))
         self._val_extra = []
 
-    @staticmethod
-    def build_net(cfg: dict, labels: dict) -> DisentangleNet:
-        opts = system_options(cfg)
-        if cfg["head"]["name"] != "linear":
-            raise ValueError(f"head.name: the disentangle system uses dense (linear) heads, got {cfg['head']['name']!r}")
-        frontend = build_frontend(cfg)
-        model_cfg = dict(cfg["model"])
-        backbone = create_model(model_cfg.pop("name"), in_channels=frontend.channels, **model_cfg)
-        return DisentangleNet(frontend, backbone, len(labels["classes"]), len(labels["devices"]),
-                              CONFIGS[opts["config"]].masked, opts["eval_mask"])
+    def trained_devices(self) -> tuple[str, ...]:
+        """C0 trains on the source device's clips only; the others on all training devices."""
+        return tuple(self.source_names) if self.config.batch == "source" else tuple(self.domain.devices)
 
-    @staticmethod
-    def train_loader(data: SplitData, cfg: dict) -> DataLoader:
-        opts = system_options(cfg)
-        config = CONFIGS[opts["config"]]
-        t = cfg["train"]
-        devices = cfg["labels"]["devices"]
-        source, target, src_index = split_domains(data, devices, cfg)
+    def train_dataloader(self):
+        config, t = self.config, self.cfg["train"]
+        source, target, src_index = split_domains(self.train_data, list(self.domain.devices), self.source_names)
         if config.batch == "half" and not len(target):
-            raise ValueError(f"system_options.config {opts['config']}: the training split has no target-device "
-                             f"clips (devices other than {', '.join(devices[i] for i in sorted(src_index))})")
+            raise ValueError(f"system_options.config {self.opts['config']}: the training split has no target-device "
+                             f"clips (devices other than {', '.join(self.source_names)})")
         used = len(source) + (len(target) if config.batch == "half" else 0)
-        n_batches = int(opts["batches_per_epoch"] or math.ceil(used / t["batch_size"]))
+        n_batches = int(self.opts["batches_per_epoch"] or math.ceil(used / t["batch_size"]))
         sampler = DomainBatches(source, target if config.batch == "half" else None, t["batch_size"], n_batches,
                                 seed=t["seed"])
-        dataset = WaveDataset(data) if config.target_scene_labels else SourceLabelsOnly(data, src_index)
+        dataset = WaveDataset(self.train_data) if config.target_scene_labels else \
+            SourceLabelsOnly(self.train_data, src_index)
         return DataLoader(dataset, batch_sampler=sampler, num_workers=0)
-
     def batch_masks(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(first-half flag per row, mask per row): m+ / m- by position, or all ones unmasked."""
         first = torch.arange(n, device=self.device) < n // 2

@@ -1,14 +1,19 @@
 """``sceneshift train``: one recipe -> one run folder.
 
-The run folder holds everything about the run: ``config.yaml`` (the resolved recipe, with
-the class and device lists), ``checkpoints/`` (``last.ckpt`` to resume, ``best.ckpt`` chosen
-on the validation split only), ``logs/metrics.csv``, ``model.pt`` (the best weights as a
-plain state dict, loaded with ``weights_only=True``), ``summary.json`` and, after the final
-evaluation, ``eval/<dataset>-<split>/report.{json,md}`` with its figures.
+The run folder holds everything about the run: ``config.yaml`` (the resolved, checked recipe),
+``domain.json`` (classes, devices and device groups the run was trained with),
+``checkpoints/`` (``last.ckpt`` to resume, ``best.ckpt`` chosen on the validation split only),
+``logs/metrics.csv``, ``model.pt`` (the best weights of the network as a plain state dict,
+loaded with ``weights_only=True``) and ``summary.json``. Evaluation writes ``eval/`` later
+(``sceneshift run`` and ``sceneshift train`` do both).
+
+This file knows no particular system: the system named by the recipe builds its network and
+declares its own data loaders (``training/__init__.py``).
 """
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import os
 import time
@@ -18,12 +23,11 @@ from pathlib import Path
 import torch
 import yaml
 
-from .. import paths
-from ..config import apply_overrides, load_recipe, save_config
-from ..data.tau import check_dataset
+from ..data.domain import Domain
+from ..data.splits import DataSource
 from ..io import atomic_torch_save, atomic_write_json, atomic_write_text
-from . import get_system
-from .data import load_split, loader
+from . import SYSTEMS
+from .recipe import resolve, save_config
 
 
 def _checkpoint_io():
@@ -54,13 +58,6 @@ def _merge_metrics(earlier: Path, current: Path, upto_epoch: int):
     earlier.unlink()
 
 
-def resolve(recipe, data=None, overrides=()) -> dict:
-    cfg = apply_overrides(load_recipe(recipe), list(overrides))
-    root = data or cfg["data"].get("root") or paths.default_benchmark()
-    cfg["data"]["root"] = str(Path(root).expanduser().resolve())
-    return cfg
-
-
 def _quiet_lightning():
     """Keep the console to what a user needs: progress, metrics, where the files went."""
     import logging
@@ -73,19 +70,28 @@ def _quiet_lightning():
         warnings.filterwarnings("ignore", message=pattern)
 
 
-def train(recipe=None, data=None, out=None, overrides=(), resume=False, evaluate_after=True, log=print) -> Path:
+def load_run_config(run_dir: Path) -> tuple[dict, Domain]:
+    cfg_path = Path(run_dir) / "config.yaml"
+    if not cfg_path.is_file():
+        raise FileNotFoundError(f"{run_dir}: not a run folder (no config.yaml); "
+                                "train one with `sceneshift train RECIPE --out DIR`")
+    return yaml.safe_load(cfg_path.read_text()), Domain.load(Path(run_dir) / "domain.json")
+
+
+def train(recipe=None, data=None, out=None, overrides=(), resume=False, log=print) -> Path:
+    """Train ``recipe`` into the run folder ``out`` (or continue it with ``resume``); return the folder."""
     import lightning as L
     _quiet_lightning()
     from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
     from lightning.pytorch.loggers import CSVLogger
 
     if resume:
-        if not out or not (Path(out) / "config.yaml").is_file():
-            raise FileNotFoundError(f"--resume needs --out pointing at an existing run folder (got {out})")
+        if not out:
+            raise FileNotFoundError("--resume needs --out pointing at an existing run folder")
         run_dir = Path(out)
-        cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
         if overrides:
             raise ValueError("--resume continues a run with its saved config; overrides are not allowed")
+        cfg, domain = load_run_config(run_dir)
         if data:
             cfg["data"]["root"] = str(Path(data).resolve())
     else:
@@ -96,26 +102,23 @@ def train(recipe=None, data=None, out=None, overrides=(), resume=False, evaluate
         run_dir = Path(out) if out else Path("runs") / f"{cfg['name']}-{stamp}"
         if (run_dir / "config.yaml").exists():
             raise FileExistsError(f"{run_dir} already holds a run; pass --resume to continue it or another --out")
-    root = check_dataset(cfg["data"]["root"], splits=(cfg["data"]["train_split"], cfg["data"]["val_split"]))
-    t = cfg["train"]
+        domain = None
+    d, t = cfg["data"], cfg["train"]
+    source = DataSource(d, log=log)
+    source.adapter.check(splits=(d["train_split"], d["val_split"]))
+    if domain is None:
+        domain = Domain.from_dataset(source.adapter, source.clips(d["train_split"]), d.get("scene_map"))
+    source.domain = domain
     torch.set_num_threads(int(t.get("threads") or os.cpu_count() or 1))
     L.seed_everything(t["seed"], workers=True, verbose=False)
 
     started = time.time()
-    train_data = load_split(root, cfg["data"]["train_split"], cfg["data"], log=log)
-    if not resume:
-        scene_map = cfg["data"].get("scene_map") or {}
-        scenes = sorted({scene_map.get(c.scene, c.scene) for c in train_data.clips if c.scene})
-        devices = sorted({c.device for c in train_data.clips}, key=lambda d: (len(d) > 1, d))
-        cfg["labels"] = {"classes": scenes, "devices": devices}
+    system = SYSTEMS.build(cfg["system"], cfg["system_options"], where="system_options", cfg=cfg, domain=domain,
+                           data=source)
+    if not resume:       # the recipe, the dataset and the system all passed their checks
         run_dir.mkdir(parents=True, exist_ok=True)
         save_config(cfg, run_dir / "config.yaml")
-    labels = cfg["labels"]
-    train_data = load_split(root, cfg["data"]["train_split"], cfg["data"], labels["classes"], labels["devices"], log=log)
-    val_data = load_split(root, cfg["data"]["val_split"], cfg["data"], labels["classes"], labels["devices"], log=log)
-    system = get_system(cfg.get("system", "classifier"))
-    module = system(cfg, labels)
-    module.fit_augmentations(train_data)
+        dataclasses.replace(domain, trained_devices=system.trained_devices()).save(run_dir / "domain.json")
     ckpt = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor=t["monitor"],
                            mode="min" if t["monitor"].endswith("loss") else "max", save_last=True, save_top_k=1,
                            enable_version_counter=False)
@@ -132,9 +135,7 @@ def train(recipe=None, data=None, out=None, overrides=(), resume=False, evaluate
     resumed_epoch = torch.load(last, map_location="cpu", weights_only=True)["epoch"] if resume else None
     if resume and metrics_csv.is_file():   # Lightning's CSV logger would delete it
         os.replace(metrics_csv, earlier_csv)
-    trainer.fit(module, train_dataloaders=system.train_loader(train_data, cfg),
-                val_dataloaders=loader(val_data, t["eval_batch_size"], shuffle=False),
-                ckpt_path=str(last) if resume else None, weights_only=True)
+    trainer.fit(system, ckpt_path=str(last) if resume else None, weights_only=True)
     if earlier_csv.is_file():
         _merge_metrics(earlier_csv, metrics_csv, upto_epoch=resumed_epoch)
     if trainer.interrupted:
@@ -143,18 +144,15 @@ def train(recipe=None, data=None, out=None, overrides=(), resume=False, evaluate
     best = torch.load(ckpt.best_model_path or last, map_location="cpu", weights_only=True)
     net_state = {k[len("net."):]: v for k, v in best["state_dict"].items() if k.startswith("net.")}
     atomic_torch_save(net_state, run_dir / "model.pt")
+    monitor_key = "best_" + t["monitor"].replace("/", "_")
+    train_data, val_data = source.split(d["train_split"]), source.split(d["val_split"])
     summary = {"recipe": cfg.get("name"), "best_epoch": int(best["epoch"]), "epochs": trainer.current_epoch,
-               "best_" + t["monitor"].replace("/", "_"): float(ckpt.best_model_score) if ckpt.best_model_score is not None else None,
+               monitor_key: float(ckpt.best_model_score) if ckpt.best_model_score is not None else None,
                "train_clips": len(train_data.clips), "val_clips": len(val_data.clips),
+               "benchmark_version": domain.benchmark_version,
                "skipped": [list(s) for s in train_data.skipped + val_data.skipped],
                "train_seconds": round(time.time() - started, 1)}
     atomic_write_json(run_dir / "summary.json", summary)
-    log(f"best epoch {summary['best_epoch']} ({t['monitor']} = {summary['best_' + t['monitor'].replace('/', '_')]}); "
+    log(f"best epoch {summary['best_epoch']} ({t['monitor']} = {summary[monitor_key]}); "
         f"weights in {run_dir / 'model.pt'}")
-    if evaluate_after:
-        from ..evaluation.evaluate import evaluate
-        from ..evaluation.report import device_table
-        report = evaluate(run_dir, root, split=cfg["data"]["test_split"], log=log)
-        log(device_table(report))
-        log(f"report: {report['meta']['out']}/report.md")
     return run_dir

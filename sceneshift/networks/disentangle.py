@@ -13,10 +13,13 @@ The class is a ``SceneClassifier`` so that everything built for deployable class
 """
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 from torch import nn
 
-from ..classifier import SceneClassifier
+from . import NETWORKS
+from .classifier import SceneClassifier, build_backbone, build_frontend
 
 MASKS = ("+", "-", "all")
 
@@ -33,7 +36,7 @@ class DisentangleNet(SceneClassifier):
         self.masked = masked
         self.eval_mask = eval_mask or ("+" if masked else "all")
         if self.eval_mask not in MASKS:
-            raise ValueError(f"system_options.eval_mask: expected one of {MASKS}, got {self.eval_mask!r}")
+            raise ValueError(f"network.eval_mask: expected one of {MASKS}, got {self.eval_mask!r}")
         half = embed_dim // 2
         plus = torch.zeros(embed_dim)
         plus[:half] = 1.0
@@ -58,3 +61,13 @@ class DisentangleNet(SceneClassifier):
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         return self.head(self.embed(wave) * self.mask(self.eval_mask))
+
+
+@NETWORKS.register
+def disentangle(cfg: dict, domain, masked: bool = False, eval_mask: Literal["+", "-", "all"] | None = None):
+    """Set by the disentangle system from its configuration (``masked`` for C2M and C3M)."""
+    if cfg["head"]["name"] != "linear":
+        raise ValueError(f"head.name: the disentangle network uses dense (linear) heads, got {cfg['head']['name']!r}")
+    frontend = build_frontend(cfg)
+    backbone = build_backbone(cfg, frontend.channels)
+    return DisentangleNet(frontend, backbone, len(domain.classes), len(domain.devices), masked, eval_mask)

@@ -1,6 +1,6 @@
-"""Parameter counts and multiply-accumulates of models, for ``sceneshift list models --macs``.
+"""Parameter counts and multiply-accumulates of networks, for ``sceneshift list models --macs``.
 
-Counted on the whole deployable classifier (front end, backbone, head) for one clip of the
+Counted on the whole deployable network (front end, backbone, head) for one clip of the
 recipe's length, in evaluation mode (no crop): what a deployed model costs per clip. The
 front end's STFT is not counted (no Conv2d/Linear); the mel projection is a matmul, not counted
 either - both are small next to the CNNs here.
@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import torch
 
+from ..data.domain import Domain
+from ..models import MODELS, count_macs, count_parameters
+from ..networks import build_network
+from ..training.recipe import check_recipe, load_recipe
 
-def classifier_cost(cfg: dict, num_classes: int | None = None) -> dict:
-    from .classifier import build_classifier
-    from .models import count_macs, count_parameters
+
+def network_cost(cfg: dict, num_classes: int | None = None) -> dict:
     scene_map = cfg["data"].get("scene_map") or {}
     n = num_classes or (len(set(scene_map.values())) if scene_map else 10)
-    net = build_classifier(cfg, n)
+    net = build_network(cfg, Domain.placeholder(n, n_devices=6))
     samples = int(round(cfg["data"]["clip_seconds"] * cfg["data"]["sample_rate"]))
     macs = count_macs(net, torch.zeros(1, samples))
     feats = net.frontend(torch.zeros(1, samples))
@@ -26,17 +29,14 @@ def classifier_cost(cfg: dict, num_classes: int | None = None) -> dict:
 
 def cost_table(recipes: list[str] | None = None, overrides: list[str] = ()) -> list[dict]:
     """One row per recipe, or per registered model at its default options on a 3-channel log-mel."""
-    from .config import DEFAULTS, apply_overrides, load_recipe, merge
-    from .models import list_models
     rows = []
     if recipes:
         for r in recipes:
-            row = classifier_cost(apply_overrides(load_recipe(r), list(overrides)))
-            rows.append({"name": str(r), **row})
+            rows.append({"name": str(r), **network_cost(load_recipe(r, list(overrides)))})
     else:
-        for name in list_models():
-            cfg = merge(DEFAULTS, {"model": {"name": name}, "frontend": {"n_deltas": 2}})
-            rows.append({"name": name, **classifier_cost(cfg)})
+        for name in MODELS.names():
+            cfg = check_recipe({"model": {"name": name}, "frontend": {"name": "logmel", "n_deltas": 2}})
+            rows.append({"name": name, **network_cost(cfg)})
     return rows
 
 

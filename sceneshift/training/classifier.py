@@ -1,6 +1,7 @@
 """The default system: one scene classifier trained with cross-entropy.
 
-The whole training of a recipe reads here: front end (no gradient), augmentations (training
+The whole training of a recipe reads here: the data it uses (labeled clips of the training
+split, the validation split for selection), front end (no gradient), augmentations (training
 only), backbone, head, loss; validation accuracy and log loss select the checkpoint. Other
 systems (seed 000's disentanglement, ...) subclass this and change what differs.
 """
@@ -12,37 +13,59 @@ import torch
 import torch.nn.functional as F
 
 from ..augment import build_augmentations
-from ..classifier import build_classifier
-from .data import loader
+from ..data.splits import loader
+from ..networks import build_network
+from . import SYSTEMS
 from .optim import build_optimizer
 
 
-class ClassifierModule(L.LightningModule):
-    def __init__(self, cfg: dict, labels: dict):
+@SYSTEMS.register("classifier")
+class ClassifierSystem(L.LightningModule):
+    monitors = ("val/acc", "val/loss", "val/macro_acc")
+
+    @classmethod
+    def network_spec(cls, options: dict) -> dict:
+        return {"name": "classifier"}
+
+    def trained_devices(self) -> tuple[str, ...]:
+        """The devices whose clips this system trains on (saved in the run's domain.json)."""
+        return tuple(self.domain.devices)
+
+    def __init__(self, cfg: dict, domain, data):
         super().__init__()
-        self.save_hyperparameters()
-        self.cfg, self.labels = cfg, labels
-        self.net = self.build_net(cfg, labels)
-        self.wave_augment, self.spec_augment = build_augmentations(cfg.get("augment") or [], cfg, labels)
+        self.cfg, self.domain, self.data = cfg, domain, data
+        self.net = build_network(cfg, domain)
+        self.wave_augment, self.spec_augment = build_augmentations(cfg.get("augment"), domain,
+                                                                   cfg["data"]["sample_rate"])
         self._val = []
 
-    @staticmethod
-    def build_net(cfg: dict, labels: dict) -> torch.nn.Module:
-        """The deployable network; ``forward(wave)`` returns scene logits."""
-        return build_classifier(cfg, len(labels["classes"]))
+    # ---- data: the system says what it trains and selects on -------------------------------------
+    def setup(self, stage: str):
+        d = self.cfg["data"]
+        self.train_data = self.data.split(d["train_split"])
+        self.val_data = self.data.split(d["val_split"])
+        if stage == "fit":
+            self.fit_augmentations(self.train_data)
 
-    @staticmethod
-    def train_loader(data, cfg: dict):
-        return loader(data, cfg["train"]["batch_size"], shuffle=True, seed=cfg["train"]["seed"])
+    def train_dataloader(self):
+        t = self.cfg["train"]
+        rows = self.train_data.rows(labeled=True)       # unlabeled clips are for semi-supervised systems
+        if not len(rows):
+            raise ValueError(f"{self.data.adapter.root}: the training split has no labeled clip")
+        return loader(self.train_data, t["batch_size"], shuffle=True, seed=t["seed"], indices=rows)
 
-    def forward(self, wave):
-        return self.net(wave)
+    def val_dataloader(self):
+        return loader(self.val_data, self.cfg["train"]["eval_batch_size"], shuffle=False)
 
     def fit_augmentations(self, train_data):
         """Let augmentations that need the training data (e.g. a reference spectrum) see it once."""
         for aug in [*self.wave_augment, *self.spec_augment]:
             if hasattr(aug, "fit"):
-                aug.fit(train_data, self.cfg, self.labels)
+                aug.fit(train_data)
+
+    # ---- the step -----------------------------------------------------------------------------------
+    def forward(self, wave):
+        return self.net(wave)
 
     def augmented_features(self, wave, target, device):
         """Waveform augmentations, front end, spectrogram augmentations (training only)."""
@@ -56,7 +79,7 @@ class ClassifierModule(L.LightningModule):
 
     def training_step(self, batch, batch_idx):
         wave, y, device, _ = batch
-        target = F.one_hot(y, len(self.labels["classes"])).float()
+        target = F.one_hot(y, len(self.domain.classes)).float()
         x, target = self.augmented_features(wave, target, device)
         logits = self.net.head(self.net.backbone(x))
         loss = torch.sum(-target * F.log_softmax(logits, dim=1), dim=1).mean()
@@ -77,7 +100,7 @@ class ClassifierModule(L.LightningModule):
         logits, y = logits[ok], y[ok]
         pred = logits.argmax(1)
         acc = (pred == y).float().mean()
-        n_cls = len(self.labels["classes"])
+        n_cls = len(self.domain.classes)
         per_class = [(pred[y == c] == c).float().mean().item() for c in range(n_cls) if (y == c).any()]
         self.log("val/acc", acc, prog_bar=True)
         self.log("val/loss", F.cross_entropy(logits, y), prog_bar=True)

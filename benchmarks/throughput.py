@@ -1,0 +1,154 @@
+"""Training and inference throughput of a recipe's network: fp32, channels-last, bf16 autocast, both.
+
+Prints, side by side in one run, clips per second for a training step (front end without
+gradient, spectrogram augmentations, backbone, head, cross-entropy, backward, Adam) and for
+inference (waveform -> logits), for each precision / memory-format variant, and each as a
+fraction of this machine's bound: the script times a large matrix multiplication in fp32 and in
+bf16 to measure the CPU's peak, and counts the network's multiply-accumulates per clip (a training
+step is counted as 3x the forward pass). It also prints the single-clip latency on one thread
+against the goal of 1000x real time per core.
+
+    python benchmarks/throughput.py --recipe baseline
+    python benchmarks/throughput.py --recipe seed003_resnet --threads 2 --steps 10
+
+Inputs are random waveforms of the recipe's clip length (throughput does not depend on content).
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import time
+
+import torch
+import torch.nn.functional as F
+
+VARIANTS = (("fp32", False, False), ("channels_last", True, False), ("bf16", False, True),
+            ("bf16 + channels_last", True, True))
+
+
+def matmul_peak(dtype: torch.dtype, n: int = 2048, repeats: int = 5) -> float:
+    """Best FLOP/s of an n x n matrix product in ``dtype`` (2 n^3 flops)."""
+    a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
+    torch.mm(a, b)
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n ** 3 / best
+
+
+def autocast(enabled: bool):
+    return torch.autocast("cpu", dtype=torch.bfloat16) if enabled else contextlib.nullcontext()
+
+
+def prepare(net, channels_last: bool):
+    return net.to(memory_format=torch.channels_last) if channels_last else net.to(memory_format=torch.contiguous_format)
+
+
+def features(net, wave, channels_last: bool):
+    with torch.no_grad():
+        x = net.features(wave)
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+
+
+def train_rate(net, spec_augment, wave, y, n_classes, steps, channels_last, bf16) -> float:
+    net.train()
+    opt = torch.optim.Adam(net.parameters(), lr=1e-4)
+
+    def step():
+        target = F.one_hot(y, n_classes).float()
+        x = features(net, wave, channels_last)
+        for aug in spec_augment:
+            x, target = aug(x, target, None)
+        with autocast(bf16):
+            logits = net.head(net.backbone(x))
+        loss = torch.sum(-target * F.log_softmax(logits.float(), dim=1), dim=1).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    for _ in range(2):
+        step()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return steps * len(wave) / (time.perf_counter() - t0)
+
+
+@torch.inference_mode()
+def infer_rate(net, wave, steps, channels_last, bf16) -> float:
+    net.eval()
+
+    def run():
+        with autocast(bf16):
+            x = features(net, wave, channels_last)
+            return net.head(net.backbone(x))
+    for _ in range(2):
+        run()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        run()
+    return steps * len(wave) / (time.perf_counter() - t0)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--recipe", default="baseline")
+    ap.add_argument("--batch", type=int, default=None, help="training batch (default: the recipe's)")
+    ap.add_argument("--steps", type=int, default=10, help="timed steps per variant")
+    ap.add_argument("--threads", type=int, default=None, help="default: every core")
+    ap.add_argument("overrides", nargs="*", metavar="key=value")
+    a = ap.parse_args(argv)
+
+    from sceneshift.augment import build_augmentations
+    from sceneshift.data.domain import Domain
+    from sceneshift.evaluation.complexity import network_cost
+    from sceneshift.networks import build_network
+    from sceneshift.training.recipe import load_recipe
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    threads = torch.get_num_threads()
+    cfg = load_recipe(a.recipe, a.overrides)
+    cost = network_cost(cfg)
+    n_classes = cost["classes"]
+    domain = Domain.placeholder(n_classes)
+    torch.manual_seed(0)
+    net = build_network(cfg, domain)
+    _, spec_augment = build_augmentations(cfg["augment"], domain, cfg["data"]["sample_rate"])
+    batch = a.batch or cfg["train"]["batch_size"]
+    samples = int(round(cfg["data"]["clip_seconds"] * cfg["data"]["sample_rate"]))
+    wave = 0.1 * torch.randn(batch, samples)
+    y = torch.randint(0, n_classes, (batch,))
+    peak = {False: matmul_peak(torch.float32), True: matmul_peak(torch.bfloat16)}
+    macs = cost["macs"]
+    print(f"recipe {a.recipe}: {cost['parameters']:,} parameters, {macs / 1e6:.1f} M MACs per {cfg['data']['clip_seconds']:g}-s "
+          f"clip; batch {batch}; {threads} thread(s); matmul peak fp32 {peak[False] / 1e9:.0f} GFLOP/s, "
+          f"bf16 {peak[True] / 1e9:.0f} GFLOP/s")
+    print(f"{'variant':<22}{'train clips/s':>14}{'x fp32':>8}{'of peak':>9}{'infer clips/s':>15}{'x fp32':>8}{'of peak':>9}")
+    base = None
+    for name, cl, bf16 in VARIANTS:
+        prepare(net, cl)
+        tr = train_rate(net, spec_augment, wave, y, n_classes, a.steps, cl, bf16)
+        inf = infer_rate(net, wave, a.steps, cl, bf16)
+        base = base or (tr, inf)
+        print(f"{name:<22}{tr:>14.1f}{tr / base[0]:>8.2f}{tr * 6 * macs / peak[bf16]:>9.1%}"
+              f"{inf:>15.1f}{inf / base[1]:>8.2f}{inf * 2 * macs / peak[bf16]:>9.1%}")
+    prepare(net, False)
+    net.eval()
+    torch.set_num_threads(1)
+    one = wave[:1]
+    with torch.inference_mode():
+        for _ in range(3):
+            net(one)
+        t0 = time.perf_counter()
+        n = 20
+        for _ in range(n):
+            net(one)
+        latency = (time.perf_counter() - t0) / n
+    seconds = samples / cfg["data"]["sample_rate"]
+    print(f"one clip, one thread, fp32: {1000 * latency:.1f} ms = {seconds / latency:.0f}x real time per core "
+          f"(goal: 1000x, a {seconds:g}-s clip in {seconds:g} ms)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,112 @@
+"""The TAU Urban Acoustic Scenes 2020 Mobile layout, shared by real TAU data and urban-mobile.
+
+A dataset root holds ``meta.csv`` (TAB separated: filename, scene_label, identifier,
+source_label), ``evaluation_setup/fold<k>_{train,validate,evaluate,test}.csv`` and the audio
+they name. The recording device is the file-name suffix: ``airport-lisbon-1000-40000-a.wav``
+was recorded by device ``a``. ``devices.json`` (urban-mobile) says which devices are the
+source, seen and unseen ones and how each simulated device was made; for real TAU 2020 Mobile
+the official grouping is the default.
+"""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+from . import DATASETS, Clip, DatasetAdapter, _check_unique
+
+SPLITS = ("train", "validate", "evaluate", "test")
+# The official grouping of TAU Urban Acoustic Scenes 2020 Mobile (DCASE 2020 Task 1A).
+TAU2020_GROUPS = {"source": ["a"], "seen": ["b", "c", "s1", "s2", "s3"], "unseen": ["s4", "s5", "s6"]}
+
+
+def device_of(filename: str) -> str:
+    """The device code from a TAU-style file name (``...-s4.wav`` -> ``s4``)."""
+    stem = Path(filename).stem
+    if "-" not in stem:
+        raise ValueError(f"{filename}: no device suffix (expected a name ending in -<device>)")
+    return stem.rsplit("-", 1)[1]
+
+
+def read_table(path: Path) -> list[dict]:
+    """Read a TAB-separated TAU list (comma-separated files are accepted too)."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: split list not found")
+    with open(path, newline="", encoding="utf-8-sig") as fh:
+        head = fh.readline()
+        fh.seek(0)
+        delimiter = "\t" if "\t" in head else ","
+        rows = list(csv.DictReader(fh, delimiter=delimiter))
+    if rows and "filename" not in rows[0]:
+        raise ValueError(f"{path}: expected a header with a 'filename' column (TAB separated), "
+                         f"got {', '.join(map(str, rows[0]))}")
+    return rows
+
+
+def parse_groups(text: str) -> dict[str, list[str]]:
+    """``"source=a;seen=b,c;unseen=s4"`` -> groups (the ``--groups`` option)."""
+    groups = {}
+    for part in text.split(";"):
+        if not part.strip():
+            continue
+        if "=" not in part:
+            raise ValueError(f"--groups: expected NAME=dev,dev;NAME=dev..., got {part!r}")
+        name, devs = part.split("=", 1)
+        groups[name.strip()] = [d.strip() for d in devs.split(",") if d.strip()]
+    return groups
+
+
+@DATASETS.register
+class TauDataset(DatasetAdapter):
+    name = "tau"
+    splits = SPLITS
+
+    def __init__(self, root: str | Path, fold: int = 1):
+        super().__init__(root)
+        if int(fold) < 1:
+            raise ValueError(f"data.dataset_options.fold must be >= 1, got {fold}")
+        self.fold = int(fold)
+        spec = self.root / "devices.json"
+        self._devices = json.loads(spec.read_text()) if spec.is_file() else None
+
+    @classmethod
+    def detect(cls, root: Path) -> bool:
+        return (root / "evaluation_setup").is_dir()
+
+    def split_file(self, split: str) -> Path:
+        return self.root / "evaluation_setup" / f"fold{self.fold}_{split}.csv"
+
+    def check(self, splits=()):
+        missing = [s for s in splits if not self.split_file(s).is_file()]
+        if missing:
+            raise FileNotFoundError(
+                f"{self.root}: not a dataset in the TAU 2020 Mobile layout (missing {self.split_file(missing[0])}). "
+                f"Build the benchmark with `sceneshift benchmark build --out {self.root}` or pass --data to a "
+                "TAU-layout folder.")
+
+    def clips(self, split: str) -> list[Clip]:
+        if split not in SPLITS:
+            raise self.unknown_split(split)
+        path = self.split_file(split)
+        rows = read_table(path)
+        return _check_unique([Clip(r["filename"], (r.get("scene_label") or "").strip() or None,
+                                   device_of(r["filename"])) for r in rows], str(path))
+
+    def groups(self) -> dict[str, list[str]]:
+        if self._devices:
+            d = self._devices
+            return {"source": [d["source_device"]], "seen": list(d["seen"]), "unseen": list(d["unseen"])}
+        return {k: list(v) for k, v in TAU2020_GROUPS.items()}
+
+    def device_irs(self) -> dict[str, str]:
+        chains = (self._devices or {}).get("chains") or {}
+        return {dev: c["ir"] for dev, c in chains.items() if c.get("ir")}
+
+    @property
+    def benchmark_version(self) -> str | None:
+        if self._devices is None:
+            return None
+        return self._devices.get("benchmark_version", "v1")
+
+    def meta(self) -> list[dict]:
+        return read_table(self.root / "meta.csv")
