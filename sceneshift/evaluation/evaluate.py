@@ -8,6 +8,7 @@ import numpy as np
 
 from ..data.datasets.tau import parse_groups
 from ..data.splits import DataSource, resolve_root
+from ..runtime import keep_freed_memory
 from .metrics import summarize
 from .predictor import load_predictor
 from .report import write_report
@@ -30,6 +31,7 @@ def open_split(cfg: dict, domain, split: str, data: str | Path | None = None, lo
 def evaluate(run: str | Path, data: str | Path | None = None, split: str = "evaluate", groups: str | None = None,
              out: str | Path | None = None, adapt: str | None = None, adapt_devices: str = "untrained",
              log=print) -> dict:
+    keep_freed_memory()
     predictor = load_predictor(run)
     cfg, domain = predictor.cfg, predictor.domain
     source, split_data = open_split(cfg, domain, split, data, log=log)

@@ -28,6 +28,8 @@ class RunPredictor:
         self.net = build_network(self.cfg, self.domain)
         self.net.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
         self.net.eval().to(self.device)
+        if self.cfg["train"].get("channels_last"):       # the memory format the run trained in (faster on CPU)
+            self.net.to(memory_format=torch.channels_last)
 
     @torch.no_grad()
     def logits(self, waves: np.ndarray, batch_size: int = 128, rows=None) -> np.ndarray:

@@ -4,8 +4,15 @@ The whole training of a recipe reads here: the data it uses (labeled clips of th
 split, the validation split for selection), front end (no gradient), augmentations (training
 only), backbone, head, loss; validation accuracy and log loss select the checkpoint. Other
 systems (seed 000's disentanglement, ...) subclass this and change what differs.
+
+Speed: when the recipe has no waveform-stage augmentation the front end is deterministic, so its
+output is computed once per split and cached (``train.cache_features``); ``train.channels_last``
+runs the convolutions in channels-last memory format and ``train.precision: bf16-mixed`` under
+bf16 autocast (Lightning's precision plugin). benchmarks/throughput.py measures each.
 """
 from __future__ import annotations
+
+import json
 
 import lightning as L
 import numpy as np
@@ -13,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from ..augment import build_augmentations
-from ..data.splits import loader
+from ..data.splits import loader, with_features
 from ..networks import build_network
 from . import SYSTEMS
 from .optim import build_optimizer
@@ -37,15 +44,26 @@ class ClassifierSystem(L.LightningModule):
         self.net = build_network(cfg, domain)
         self.wave_augment, self.spec_augment = build_augmentations(cfg.get("augment"), domain,
                                                                    cfg["data"]["sample_rate"])
+        self.channels_last = bool(cfg["train"].get("channels_last"))
+        if self.channels_last:
+            self.net.to(memory_format=torch.channels_last)
+        self.features_cached = False       # True once the splits hold front-end features, not waveforms
         self._val = []
 
     # ---- data: the system says what it trains and selects on -------------------------------------
     def setup(self, stage: str):
         d = self.cfg["data"]
-        self.train_data = self.data.split(d["train_split"])
-        self.val_data = self.data.split(d["val_split"])
+        train, val = self.data.split(d["train_split"]), self.data.split(d["val_split"])
         if stage == "fit":
-            self.fit_augmentations(self.train_data)
+            self.fit_augmentations(train)
+        if self.cfg["train"].get("cache_features") and not self.wave_augment and not d.get("features"):
+            # nothing random happens before the front end: compute it once per split, not every epoch
+            key = json.dumps([self.cfg["frontend"], d["sample_rate"]], sort_keys=True)
+            cached = [with_features(s, self.net.frontend, key, log=self.data.log) for s in (train, val)]
+            if all(c is not None for c in cached):
+                train, val = cached
+                self.features_cached = True
+        self.train_data, self.val_data = train, val
 
     def train_dataloader(self):
         t = self.cfg["train"]
@@ -67,12 +85,18 @@ class ClassifierSystem(L.LightningModule):
     def forward(self, wave):
         return self.net(wave)
 
+    def input_features(self, batch: torch.Tensor) -> torch.Tensor:
+        """The backbone's input for a batch: the front end of waveforms, or features read from the cache."""
+        if not self.features_cached:
+            with torch.no_grad():
+                batch = self.net.features(batch)
+        return batch.contiguous(memory_format=torch.channels_last) if self.channels_last else batch
+
     def augmented_features(self, wave, target, device):
         """Waveform augmentations, front end, spectrogram augmentations (training only)."""
         for aug in self.wave_augment:
             wave, target = aug(wave, target, device)
-        with torch.no_grad():
-            x = self.net.features(wave)
+        x = self.input_features(wave)
         for aug in self.spec_augment:
             x, target = aug(x, target, device)
         return x, target
@@ -88,7 +112,8 @@ class ClassifierSystem(L.LightningModule):
 
     def validation_step(self, batch, batch_idx):
         wave, y, _, _ = batch
-        self._val.append((self(wave).float().cpu(), y.cpu()))
+        logits = self.net.head(self.net.backbone(self.input_features(wave)))
+        self._val.append((logits.float().cpu(), y.cpu()))
 
     def on_validation_epoch_end(self):
         if not self._val:

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler
 
-from ..data.splits import SplitData, WaveDataset
+from ..data.splits import SplitData, WaveDataset, first_item
 from ..heads.losses import cross_entropy, variance_loss
 from . import SYSTEMS
 from .classifier import ClassifierSystem
@@ -134,9 +134,8 @@ class SourceLabelsOnly(WaveDataset):
         super().__init__(data)
         self.source_index = source_index
 
-    def __getitem__(self, i):
-        wave, y, d, row = super().__getitem__(i)
-        return wave, (y if d in self.source_index else -1), d, row
+    def labels_of(self, rows):
+        return np.where(np.isin(self.data.devices[rows], sorted(self.source_index)), self.data.labels[rows], -1)
 
 
 def split_domains(data: SplitData, devices: list[str], source_names: list[str]) -> tuple[np.ndarray, np.ndarray, set[int]]:
@@ -197,7 +196,8 @@ class DisentangleSystem(ClassifierSystem):
                                 seed=t["seed"])
         dataset = WaveDataset(self.train_data) if config.target_scene_labels else \
             SourceLabelsOnly(self.train_data, src_index)
-        return DataLoader(dataset, batch_sampler=sampler, num_workers=0)
+        return DataLoader(dataset, batch_sampler=sampler, num_workers=0, collate_fn=first_item)
+
     def batch_masks(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(first-half flag per row, mask per row): m+ / m- by position, or all ones unmasked."""
         first = torch.arange(n, device=self.device) < n // 2
@@ -207,9 +207,7 @@ class DisentangleSystem(ClassifierSystem):
 
     def training_step(self, batch, batch_idx):
         wave, y, d, _ = batch
-        with torch.no_grad():
-            x = self.net.features(wave)
-        z = self.net.backbone(x)
+        z = self.net.backbone(self.input_features(wave))
         first, mask = self.batch_masks(len(y))
         scene_logits, device_logits = self.net.heads(z, mask)
         is_source = torch.isin(d, self.source_index.to(d.device))
@@ -223,7 +221,7 @@ class DisentangleSystem(ClassifierSystem):
 
     def validation_step(self, batch, batch_idx):
         wave, y, d, _ = batch
-        z = self.net.embed(wave)
+        z = self.net.backbone(self.input_features(wave))
         scene_logits, _ = self.net.heads(z, self.net.mask(self.net.eval_mask))
         _, device_logits = self.net.heads(z, self.net.mask("-" if self.net.masked else "all"))
         self._val.append((scene_logits.float().cpu(), y.cpu()))

@@ -78,6 +78,17 @@ class TrainSection(_Section):
     threads: int | None = Field(None, ge=1)
     limit_train_batches: int | float | None = None
     progress: bool = True
+    precision: str = "32-true"               # or "bf16-mixed": Lightning's precision plugin (autocast)
+    channels_last: bool = False              # convolutions in channels-last memory format (docs/performance.md)
+    cache_features: bool = False             # without waveform augmentation: front end once per split (float16)
+
+    @pydantic.field_validator("precision", mode="before")
+    @classmethod
+    def _precision(cls, v):
+        v = {32: "32-true", "32": "32-true", "bf16": "bf16-mixed"}.get(v, v)
+        if v not in ("32-true", "bf16-mixed"):
+            raise ValueError("must be 32 (or 32-true) or bf16-mixed")
+        return v
 
     @pydantic.field_validator("limit_train_batches")
     @classmethod

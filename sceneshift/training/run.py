@@ -26,6 +26,7 @@ import yaml
 from ..data.domain import Domain
 from ..data.splits import DataSource
 from ..io import atomic_torch_save, atomic_write_json, atomic_write_text
+from ..runtime import keep_freed_memory
 from . import SYSTEMS
 from .recipe import resolve, save_config
 
@@ -81,6 +82,7 @@ def load_run_config(run_dir: Path) -> tuple[dict, Domain]:
 def train(recipe=None, data=None, out=None, overrides=(), resume=False, log=print) -> Path:
     """Train ``recipe`` into the run folder ``out`` (or continue it with ``resume``); return the folder."""
     import lightning as L
+    keep_freed_memory()
     _quiet_lightning()
     from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
     from lightning.pytorch.loggers import CSVLogger
@@ -127,6 +129,7 @@ def train(recipe=None, data=None, out=None, overrides=(), resume=False, log=prin
                         logger=CSVLogger(run_dir, name="logs", version=""), plugins=[_checkpoint_io()],
                         enable_progress_bar=bool(t.get("progress", True)), enable_model_summary=False,
                         limit_train_batches=t.get("limit_train_batches") or 1.0, num_sanity_val_steps=0,
+                        precision=t.get("precision", "32-true"),
                         deterministic=False, log_every_n_steps=10)
     last = run_dir / "checkpoints" / "last.ckpt"
     if resume and not last.is_file():

@@ -1,0 +1,104 @@
+"""Speed options: cached front-end features, batched loading, precision and memory format, allocator settings."""
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from sceneshift.data.splits import SplitData, WaveDataset, cached_transform, loader, with_features
+from sceneshift.registry import RecipeError
+from sceneshift.training.recipe import load_recipe
+
+QUIET = lambda *a: None
+
+
+def memmap_split(tmp_path, n=10, samples=8000, scale=0.1):
+    rng = np.random.default_rng(0)
+    path = tmp_path / "waves.npy"
+    np.save(path, (scale * rng.standard_normal((n, samples))).astype(np.float16))
+    waves = np.load(path, mmap_mode="r")
+    return SplitData(waves, [None] * n, np.arange(n) % 3, np.arange(n) % 2, [])
+
+
+class PerClip(torch.utils.data.Dataset):
+    """The loading path before batched fetches: one copy per clip, then default collation."""
+
+    def __init__(self, data):
+        self.data = data
+
+    def __len__(self):
+        return len(self.data.labels)
+
+    def __getitem__(self, r):
+        return (torch.from_numpy(np.array(self.data.waves[r], dtype=np.float32)), int(self.data.labels[r]),
+                int(self.data.devices[r]), r)
+
+
+def test_batched_fetch_equals_per_clip_reads(tmp_path):
+    data = memmap_split(tmp_path)
+    before = list(torch.utils.data.DataLoader(PerClip(data), batch_size=4, shuffle=True,
+                                              generator=torch.Generator().manual_seed(3)))
+    batches = list(loader(data, 4, shuffle=True, seed=3))
+    assert len(batches) == len(before) == 3
+    for new, old in zip(batches, before):                # same order, same values, same dtypes
+        assert all(torch.equal(a, b) and a.dtype == b.dtype for a, b in zip(new, old))
+    for wave, y, d, rows in batches:
+        for k, r in enumerate(rows.tolist()):
+            w1, y1, d1, r1 = WaveDataset(data)[r]
+            assert torch.equal(wave[k], w1) and (int(y[k]), int(d[k]), int(r1)) == (y1, d1, r)
+        assert wave.dtype == torch.float32 and y.dtype == torch.int64
+
+
+def test_front_end_features_are_cached_once(tmp_path):
+    from sceneshift.frontend import FRONTENDS
+    data = memmap_split(tmp_path)
+    fe = FRONTENDS.build("logmel", {"n_mels": 32, "normalize": "zscore"}, sample_rate=16000).eval()
+    cached = with_features(data, fe, key="k1", batch_size=4, log=QUIET)
+    with torch.no_grad():
+        direct = fe(torch.from_numpy(np.asarray(data.waves, dtype=np.float32))).numpy()
+    assert cached.waves.dtype == np.float16 and cached.waves.shape == direct.shape
+    assert np.allclose(cached.waves.astype(np.float32), direct, atol=2e-3 * np.abs(direct).max())
+    assert cached.labels is data.labels and cached.clips is data.clips
+    files = sorted(p.name for p in tmp_path.glob("*.features.npy"))
+    assert len(files) == 1
+    again = with_features(data, fe, key="k1", log=lambda *a: pytest.fail("recomputed"))
+    assert np.array_equal(np.asarray(again.waves), np.asarray(cached.waves))
+    with_features(data, fe, key="k2", log=QUIET)                     # another front end: another file
+    assert len(list(tmp_path.glob("*.features.npy"))) == 2
+
+
+def test_features_outside_float16_are_not_cached(tmp_path):
+    data = memmap_split(tmp_path)
+    out = cached_transform(data.waves, lambda x: x * 1e6, "huge", log=QUIET)
+    assert out is None and not list(tmp_path.glob("*features*")) and not list(tmp_path.glob(".*tmp*"))
+    assert with_features(SplitData(np.zeros((2, 10), np.float16), [None] * 2, np.zeros(2), np.zeros(2), []),
+                         torch.nn.Identity(), "in-memory", log=QUIET) is None      # not a cache file: not cached
+
+
+def test_speed_options_are_typed():
+    t = load_recipe("baseline", ["train.precision=bf16-mixed", "train.channels_last=true"])["train"]
+    assert t["precision"] == "bf16-mixed" and t["channels_last"] is True and t["cache_features"] is False
+    assert load_recipe("baseline", ["train.precision=32"])["train"]["precision"] == "32-true"
+    with pytest.raises(RecipeError, match="train.precision: value error, must be 32"):
+        load_recipe("baseline", ["train.precision=fp8"])
+
+
+def test_allocator_settings_are_applied_once():
+    from sceneshift.runtime import keep_freed_memory
+    assert keep_freed_memory() is keep_freed_memory()
+
+
+@pytest.mark.parametrize("options", [["train.channels_last=true", "train.precision=bf16-mixed"],
+                                     ["train.cache_features=true", "train.channels_last=true"]])
+def test_training_with_speed_options(tiny_benchmark, tmp_path, options):
+    from sceneshift.cli import train_and_evaluate
+    run = train_and_evaluate("baseline", data=tiny_benchmark, out=tmp_path / "run", log=QUIET,
+                             overrides=["train.epochs=2", "train.progress=false", "train.batch_size=32", *options])
+    report = json.loads((run / "eval" / "tiny-evaluate" / "report.json").read_text())
+    assert report["overall"]["n"] == 360 and np.isfinite(report["overall"]["log_loss"])
+    if "train.cache_features=true" in options:
+        assert list((Path(os.environ["SCENESHIFT_DATA"]) / "cache").glob("*.features.npy"))   # the cache was used
+    state = torch.load(run / "model.pt", weights_only=True)
+    assert all(v.dtype == torch.float32 for v in state.values() if v.is_floating_point())   # weights stay fp32
