@@ -11,7 +11,6 @@ libraries, or where ``mallopt`` is missing, nothing changes.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
 MMAP_THRESHOLD_MAX = 32 << 20        # glibc's largest allowed mmap threshold on 64-bit systems
@@ -24,8 +23,7 @@ def keep_freed_memory() -> bool:
         return _TUNED[0]
     ok = False
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
+        mallopt = ctypes.CDLL(None).mallopt          # the C library already loaded into this process
         ok = bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_MAX)) and bool(mallopt(M_TRIM_THRESHOLD, 1 << 30))
     except (OSError, AttributeError):
         pass
