@@ -52,6 +52,15 @@ def features(net, wave, channels_last: bool):
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
 
+def clips_per_second(run, clips: int, steps: int, warmup: int = 2) -> float:
+    for _ in range(warmup):
+        run()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        run()
+    return steps * clips / (time.perf_counter() - t0)
+
+
 def train_rate(net, spec_augment, wave, y, n_classes, steps, channels_last, bf16) -> float:
     net.train()
     opt = torch.optim.Adam(net.parameters(), lr=1e-4)
@@ -67,12 +76,7 @@ def train_rate(net, spec_augment, wave, y, n_classes, steps, channels_last, bf16
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-    for _ in range(2):
-        step()
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        step()
-    return steps * len(wave) / (time.perf_counter() - t0)
+    return clips_per_second(step, len(wave), steps)
 
 
 @torch.inference_mode()
@@ -83,12 +87,7 @@ def infer_rate(net, wave, steps, channels_last, bf16) -> float:
         with autocast(bf16):
             x = features(net, wave, channels_last)
             return net.head(net.backbone(x))
-    for _ in range(2):
-        run()
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        run()
-    return steps * len(wave) / (time.perf_counter() - t0)
+    return clips_per_second(run, len(wave), steps)
 
 
 def main(argv=None):
