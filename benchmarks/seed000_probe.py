@@ -51,7 +51,7 @@ def probe_accuracy(x_fit, y_fit, x_test, y_test, steps: int = 300, weight_decay:
 
 
 def probe_run(run: str) -> dict:
-    from sceneshift.evaluation.predictor import load_predictor
+    from sceneshift.networks.predictor import load_predictor
     predictor = load_predictor(run, device="cpu")
     zf, af, df = embeddings(predictor, predictor.cfg["data"]["val_split"])
     zt, at, dt = embeddings(predictor, predictor.cfg["data"]["test_split"])

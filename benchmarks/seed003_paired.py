@@ -30,8 +30,8 @@ PAIRS = [("2-stage ResNet vs ResNet", "two_stage_resnet.yaml", "resnet"),
 
 
 def system(runs: Path, name: str):
-    from sceneshift.evaluation.ensemble import CachedRun, load_system
-    from sceneshift.evaluation.predictor import RunPredictor
+    from sceneshift.networks.ensemble import CachedRun, load_system
+    from sceneshift.networks.predictor import RunPredictor
     return load_system(runs / name, "cpu") if name.endswith(".yaml") else CachedRun(RunPredictor(runs / name, "cpu"))
 
 

@@ -96,6 +96,19 @@ def cmd_augment(a):
     print(generate(cfg, a.out, copies=a.copies, devices=a.devices, seed=a.seed))
 
 
+def cmd_export(a):
+    from .export.onnx import export_onnx
+    r = export_onnx(a.run, out=a.out, int8=a.int8, frontend=a.frontend, calibration_clips=a.calibration_clips,
+                    data=a.data)
+    length = "dynamic batch and length" if r["dynamic_length"] else "dynamic batch, the run's clip length"
+    print(f"written {r['file']} ({r['bytes'] / 1024:.0f} kB; {r['input']} in, logits out; {length}); "
+          f"fp32 ONNX vs PyTorch: largest logit difference {r['fp32_max_difference']:.1e}")
+    if a.int8:
+        print(f"int8 vs fp32 on {r['calibration_clips']} calibration clips: same decision on "
+              f"{100 * r['int8_agreement']:.1f} %, largest logit difference {r['int8_max_logit_difference']:.2f}; "
+              f"score it with `sceneshift evaluate {r['file']}`")
+
+
 def cmd_list(a):
     if a.what == "models" and (a.macs or a.recipe):
         from .evaluation.complexity import cost_table, format_table
@@ -196,6 +209,17 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("overrides", nargs="*", metavar="key=value")
     g.set_defaults(fn=cmd_augment)
+
+    p = sub.add_parser("export", help="export a run as an ONNX model for onnxruntime (fp32 or int8)")
+    p.add_argument("run", help="run folder")
+    p.add_argument("--format", choices=["onnx"], default="onnx")
+    p.add_argument("--int8", action="store_true", help="post-training static int8 quantisation (calibrated on training clips)")
+    p.add_argument("--frontend", choices=["included", "excluded"], default="included",
+                   help="included: waveform in (default); excluded: log-mel in, faster in onnxruntime")
+    p.add_argument("--calibration-clips", type=int, default=256, help="--int8: training clips that set activation ranges")
+    p.add_argument("--out", help="output file (default RUN/model.onnx or RUN/model.int8.onnx)")
+    _common_data(p)
+    p.set_defaults(fn=cmd_export)
 
     p = sub.add_parser("list", help="list packaged recipes or registered models")
     p.add_argument("what", choices=["recipes", "models"])

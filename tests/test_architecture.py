@@ -157,7 +157,7 @@ def test_a_system_owns_its_data(tmp_path, shared_dir):
 
 def test_evaluation_builds_networks_without_lightning(tiny_run):
     """Prediction rebuilds the run's network from config.yaml + domain.json through the network registry."""
-    code = ("import sys, numpy as np; from sceneshift.evaluation.predictor import load_predictor; "
+    code = ("import sys, numpy as np; from sceneshift.networks.predictor import load_predictor; "
             f"p = load_predictor({str(tiny_run)!r}); print(p.probabilities(np.zeros((2, p.n_samples), 'f') + 0.1).shape); "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('lightning', 'pytorch_lightning')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")

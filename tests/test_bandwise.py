@@ -99,7 +99,7 @@ def quick_baseline(tmp_path_factory, tiny_benchmark):
 def test_bandwise_on_a_baseline_run(quick_baseline, tiny_benchmark):
     """Any run: per target device, fitted on the split's clips, source device unchanged, cache untouched."""
     from sceneshift.evaluation.evaluate import open_split
-    from sceneshift.evaluation.predictor import load_predictor
+    from sceneshift.networks.predictor import load_predictor
     quiet = lambda *a: None
     predictor = load_predictor(quick_baseline)
     domain = predictor.domain

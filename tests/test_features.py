@@ -73,7 +73,7 @@ def test_same_predictions_from_features_as_from_audio(tmp_path, feature_folder, 
 
 def test_train_c3m_from_features(tmp_path, feature_folder):
     from sceneshift.cli import train_and_evaluate
-    from sceneshift.evaluation.predictor import load_predictor
+    from sceneshift.networks.predictor import load_predictor
     run = train_and_evaluate("c3m", data=feature_folder, out=tmp_path / "c3m-feat", **QUIET,
                              overrides=[f"data.features={feature_folder}", "train.epochs=1",
                                         "train.limit_train_batches=2", "train.batch_size=16", "train.progress=false",

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from sceneshift.data.domain import Domain
-from sceneshift.evaluation.ensemble import EnsemblePredictor, TwoStagePredictor, fuse_two_stage, load_system
+from sceneshift.networks.ensemble import EnsemblePredictor, TwoStagePredictor, fuse_two_stage, load_system
 
 
 class Fixed:
@@ -85,7 +85,7 @@ def fake_runs(tmp_path_factory, tiny_benchmark):
 
 def test_systems_are_evaluated_like_runs(fake_runs, tiny_benchmark):
     from sceneshift.evaluation.evaluate import evaluate
-    from sceneshift.evaluation.predictor import RunPredictor
+    from sceneshift.networks.predictor import RunPredictor
     (fake_runs / "ens.yaml").write_text("ensemble: [fine1, fine2]\n")
     (fake_runs / "ts.yaml").write_text("two_stage:\n  fine: ens.yaml\n  coarse: [coarse]\n")
     quiet = lambda *a: None

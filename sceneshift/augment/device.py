@@ -1,6 +1,7 @@
-"""Device augmentations of seed 003: spectrum correction, and reverberation followed by compression.
+"""Device augmentations: spectrum correction and reverberation + compression (seed 003), and
+device impulse responses (DIR, CPJKU DCASE 2023-2025).
 
-Both turn source-device (``a``) clips into clips that sound as if another device recorded them.
+All turn source-device (``a``) clips into clips that sound as if another device recorded them.
 
 ``spectrum_correction`` (Nguyen et al. 2020, used as augmentation by Hu et al.): ``fit`` measures
 the mean STFT magnitude spectrum of every training device; the reference spectrum is the mean of
@@ -17,16 +18,28 @@ on their direct path, cut to ``max_ir_seconds``), then applies dynamic range com
 smoothed over ``smooth_ms``. The threshold is drawn relative to the clip's loudest frame, so a
 quiet recording is compressed as well as a loud one. Impulse response, threshold and ratio are
 drawn per clip; the output keeps the input's RMS level.
+
+``device_ir`` (Morocutti et al. 2023, "Device-robust ASC via impulse response augmentation")
+convolves a source-device clip with a microphone impulse response drawn per clip from a folder
+(default: the 50 MicIRP responses in ``shared/data/micirp``), keeping the clip's RMS level.
+**Leakage guard**: urban-mobile built its devices from those same responses, and the run's
+domain (``devices.json``) names the response behind each device. Training on a response that
+built an evaluation device would test on a device the model has heard, so every such response
+is refused with an error naming it and the device, whether it is found by file name or, under
+another name, by its content (compared with the named response's file where that is readable).
+``exclude_dataset_devices: true`` (the default) leaves those responses out instead, and says
+how many were left.
 """
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..data.irs import load_impulse_responses
+from ..data.irs import impulse_response_files, load_impulse_responses
 from ..data.splits import iter_batches
 from . import AUGMENTATIONS
 from .base import Augmentation
@@ -144,9 +157,92 @@ class ReverbDRC(Augmentation):
         pick = torch.randint(len(self.bank), (n,), generator=self.generator)
         thr = self.uniform(n, *self.threshold_db).to(x.device)
         ratio = self.uniform(n, *self.ratio_range).to(x.device)
-        h = self.bank[pick].to(x.device)
-        size = 1 << int(np.ceil(np.log2(length + h.shape[-1] - 1)))
-        wet = torch.fft.irfft(torch.fft.rfft(x.float(), size) * torch.fft.rfft(h, size), size)[:, :length]
-        out = compress(wet, thr, ratio, self.frame, self.smooth)
-        rms_in = x.float().pow(2).mean(1, keepdim=True).sqrt()
-        return out * rms_in / out.pow(2).mean(1, keepdim=True).sqrt().clamp_min(1e-8)
+        out = compress(convolve(x, self.bank[pick].to(x.device)), thr, ratio, self.frame, self.smooth)
+        return keep_level(out, x)
+
+
+def convolve(x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+    """Each row of ``x (n, samples)`` convolved with the same row of ``h (n, taps)``, cut to ``x``'s length."""
+    length = x.shape[-1]
+    size = 1 << int(np.ceil(np.log2(length + h.shape[-1] - 1)))
+    return torch.fft.irfft(torch.fft.rfft(x.float(), size) * torch.fft.rfft(h.float(), size), size)[:, :length]
+
+
+def keep_level(out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``out`` rescaled to the RMS level of ``x`` (row by row), so loudness does not become a cue."""
+    rms_in = x.float().pow(2).mean(1, keepdim=True).sqrt()
+    return out * rms_in / out.pow(2).mean(1, keepdim=True).sqrt().clamp_min(1e-8)
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def leaked_responses(files: list[Path], device_irs: dict[str, str], reference_folder: Path | None) -> dict[Path, str]:
+    """The files among ``files`` that built one of the dataset's devices: ``{file: device}``.
+
+    Matched by file name, and by content against the named responses in ``reference_folder``
+    (the folder the dataset was built from), so a renamed copy is caught too.
+    """
+    by_name = {name: dev for dev, name in device_irs.items()}
+    by_digest = {}
+    if reference_folder is not None:
+        for name, dev in by_name.items():
+            ref = reference_folder / name
+            if ref.is_file():
+                by_digest[_digest(ref)] = dev
+    leaked = {}
+    for f in files:
+        if f.name in by_name:
+            leaked[f] = by_name[f.name]
+        elif by_digest and _digest(f) in by_digest:
+            leaked[f] = by_digest[_digest(f)]
+    return leaked
+
+
+@AUGMENTATIONS.register
+class DeviceIR(Augmentation):
+    name, stage = "device_ir", "wave"
+
+    def __init__(self, folder: str | None = None, exclude_dataset_devices: bool = True, max_ir_seconds: float = 0.5,
+                 p: float = 0.6, source_only: bool = True, **kw):
+        super().__init__(p=p, source_only=source_only, **kw)
+        self.max_ir_seconds = float(max_ir_seconds)
+        default = self.default_folder(required=not folder)
+        self.folder = Path(folder).expanduser() if folder else default
+        files = impulse_response_files(self.folder, "device_ir.folder")
+        device_irs = dict(self.run_domain.device_irs) if self.run_domain is not None else {}
+        leaked = leaked_responses(files, device_irs, default)
+        if leaked and not exclude_dataset_devices:
+            named = ", ".join(f"{f.name} (device {dev})" for f, dev in sorted(leaked.items()))
+            raise ValueError(f"device_ir: {self.folder} holds impulse responses that built devices of the dataset "
+                             f"this run trains and is evaluated on: {named}. Training on them would leak the test "
+                             "devices; remove them or set device_ir.exclude_dataset_devices: true")
+        self.files = [f for f in files if f not in leaked]
+        self.excluded = sorted(f.name for f in leaked)
+        if not self.files:
+            raise ValueError(f"device_ir: every impulse response in {self.folder} built a device of the dataset; "
+                             "nothing is left to train on")
+        self.bank: torch.Tensor | None = None
+
+    @staticmethod
+    def default_folder(required: bool) -> Path | None:
+        """shared/data/micirp: the default responses, and the reference the leakage guard compares with."""
+        from ..paths import shared_dir
+        try:
+            return shared_dir() / "data" / "micirp"
+        except FileNotFoundError:
+            if required:
+                raise
+            return None
+
+    def set_bank(self, bank: torch.Tensor):
+        """Use these impulse responses ``(n, samples)`` (tests; other microphones)."""
+        self.bank = bank.float()
+
+    def transform(self, x, target):
+        if self.bank is None:
+            self.set_bank(torch.from_numpy(load_impulse_responses(self.folder, self.sample_rate, self.max_ir_seconds,
+                                                                  "device_ir.folder", files=self.files)))
+        pick = torch.randint(len(self.bank), (x.shape[0],), generator=self.generator)
+        return keep_level(convolve(x, self.bank[pick].to(x.device)), x)

@@ -45,7 +45,7 @@ def class_activation_map(net, wave: torch.Tensor, class_index: int | None = None
 
 def _cam_net(predictor):
     """The first network of a run, ensemble or two-stage part whose backbone supports CAM."""
-    from .ensemble import EnsemblePredictor
+    from ..networks.ensemble import EnsemblePredictor
     if isinstance(predictor, EnsemblePredictor):
         for m in predictor.members:
             found = _cam_net(m)
@@ -64,8 +64,8 @@ def explain(run: str | Path, file: str | Path, out: str | Path | None = None, cl
     import matplotlib.pyplot as plt
     from ..data.audio import fit_length, load_audio
     from ..io import atomic_savefig
-    from .ensemble import TwoStagePredictor
-    from .predictor import load_predictor, windows
+    from ..networks.ensemble import TwoStagePredictor
+    from ..networks.predictor import load_predictor, windows
 
     system = load_predictor(run, device="cpu")
     two_stage = isinstance(system, TwoStagePredictor)

@@ -10,7 +10,7 @@ from ..data.datasets.tau import parse_groups
 from ..data.splits import DataSource, resolve_root
 from ..runtime import keep_freed_memory
 from .metrics import summarize
-from .predictor import load_predictor
+from ..networks.predictor import load_predictor
 from .report import write_report
 
 
@@ -52,9 +52,9 @@ def evaluate(run: str | Path, data: str | Path | None = None, split: str = "eval
     adapted = []
     if adapt:   # fitted per target device on this split's clips, scored without touching the cached arrays
         from ..adaptation import fit_adapters, per_device
-        if not hasattr(predictor, "net"):
+        if getattr(predictor, "net", None) is None:
             raise ValueError("--adapt: adaptation is fitted to one network's front end; give a run folder, "
-                             "not an ensemble or two-stage system file")
+                             "not an ensemble, a two-stage system or an exported model file")
         train_data = DataSource(cfg["data"], domain, log=log).split(cfg["data"]["train_split"])
         adapters = fit_adapters(adapt, predictor.net, domain, train_data, split_data, adapt_devices, batch_size,
                                 predictor.device, log=log)

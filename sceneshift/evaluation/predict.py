@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data.audio import AudioError, load_audio
-from .predictor import load_predictor, windows
+from ..networks.predictor import load_predictor, windows
 
 
 def predict_files(run: str | Path, files: list[str | Path]) -> tuple[list[dict], list[tuple[str, str]]]:

@@ -42,7 +42,7 @@ def score_run(run: str | Path, data=None, split: str = "evaluate", adapt: str | 
     """One row of Table 1 (plus per-device scene accuracy) for one run, optionally adapted."""
     from ..adaptation import fit_adapters, per_device
     from .evaluate import open_split
-    from .predictor import load_predictor
+    from ..networks.predictor import load_predictor
     predictor = load_predictor(run)
     cfg, net, run_domain = predictor.cfg, predictor.net, predictor.domain
     source_data, split_data = open_split(cfg, run_domain, split, data, log=log)

@@ -25,6 +25,7 @@ import yaml
 
 from ..data.domain import Domain
 from ..data.splits import DataSource
+from ..networks.predictor import load_run_config
 from ..io import atomic_torch_save, atomic_write_json, atomic_write_text
 from ..runtime import keep_freed_memory
 from . import SYSTEMS
@@ -69,14 +70,6 @@ def _quiet_lightning():
     for pattern in (".*LeafSpec.*", ".*smaller than the logging interval.*", ".*litlogger.*",
                     ".*exists and is not empty.*", ".*does not have many workers.*"):
         warnings.filterwarnings("ignore", message=pattern)
-
-
-def load_run_config(run_dir: Path) -> tuple[dict, Domain]:
-    cfg_path = Path(run_dir) / "config.yaml"
-    if not cfg_path.is_file():
-        raise FileNotFoundError(f"{run_dir}: not a run folder (no config.yaml); "
-                                "train one with `sceneshift train RECIPE --out DIR`")
-    return yaml.safe_load(cfg_path.read_text()), Domain.load(Path(run_dir) / "domain.json")
 
 
 def train(recipe=None, data=None, out=None, overrides=(), resume=False, log=print) -> Path:

@@ -1,4 +1,8 @@
-"""A trained run, loaded for inference: waveforms in, scene probabilities out."""
+"""A trained run, loaded for inference: waveforms in, scene probabilities out.
+
+It lives with the networks (not in evaluation) because every layer above needs it: evaluation,
+prediction and CAMs score with it, and a distillation system (training) takes its teacher from it.
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,9 +10,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
+import yaml
+
+from ..data.domain import Domain
 from ..data.splits import iter_batches
-from ..networks import build_network
-from ..training.run import load_run_config
+from . import build_network
+
+
+def load_run_config(run_dir: Path) -> tuple[dict, Domain]:
+    cfg_path = Path(run_dir) / "config.yaml"
+    if not cfg_path.is_file():
+        raise FileNotFoundError(f"{run_dir}: not a run folder (no config.yaml); "
+                                "train one with `sceneshift train RECIPE --out DIR`")
+    return yaml.safe_load(cfg_path.read_text()), Domain.load(Path(run_dir) / "domain.json")
 
 
 class RunPredictor:
@@ -44,10 +58,14 @@ class RunPredictor:
 
 
 def load_predictor(run: str | Path, device: str | None = None):
-    """A run folder, or a YAML file describing an ensemble or two-stage system (evaluation/ensemble.py)."""
+    """A run folder, a YAML file describing an ensemble or two-stage system (networks/ensemble.py), or an
+    exported ``.onnx`` model (networks/onnx_predictor.py)."""
     from .ensemble import is_system_file, load_system
+    from .onnx_predictor import OnnxPredictor, is_onnx_file
     if is_system_file(run):
         return load_system(run, device)
+    if is_onnx_file(run):
+        return OnnxPredictor(run)
     return RunPredictor(run, device)
 
 

@@ -1,0 +1,200 @@
+"""``sceneshift export RUN --format onnx [--int8]``: a run as one ONNX file for onnxruntime.
+
+What is exported: by default the whole network, waveform ``(batch, samples)`` -> scene logits,
+front end included, so the file alone is the model (``--frontend excluded`` exports the
+features-in part, log-mel ``(batch, channels, mel, frames)`` -> logits, which runs faster in
+onnxruntime because its STFT operator is slower than torch's FFT; the front end's configuration is
+stored in the file and :class:`~sceneshift.networks.onnx_predictor.OnnxPredictor` runs it).
+The batch axis is always dynamic; the length axis too, unless the network's pooling depends on
+the traced length (the Kaggle CNN's adaptive pooling to 12 frames): every export is checked
+against PyTorch at three lengths, and a network that disagrees is exported for the run's clip
+length only (``predict`` cuts recordings into windows of that length anyway), with a note.
+
+The run's recipe and domain are written into the file's metadata, so ``sceneshift predict`` and
+``sceneshift evaluate`` take the ``.onnx`` file where they take a run folder.
+
+``--int8``: post-training static quantisation with onnxruntime (QDQ format, per-channel int8
+weights, int8 activations) of the convolutions and dense layers only (the front end's STFT and
+mel product stay float); activation ranges are calibrated on ``calibration_clips`` clips of the
+run's training split. The fp32 and int8 outputs on those clips are compared and reported.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .. import __version__
+from ..data.splits import DataSource, iter_batches
+from ..io import atomic_path
+from ..networks.predictor import RunPredictor
+
+TOLERANCE = 1e-4          # largest |fp32 ONNX - PyTorch| logit difference accepted
+
+
+class _Features(nn.Module):
+    """Backbone + head of a classifier: log-mel in, logits out."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.backbone, self.head = net.backbone, net.head
+
+    def forward(self, x):
+        return self.head(self.backbone(x))
+
+
+def _session(path: Path, threads: int | None = None):
+    import onnxruntime as ort
+    so = ort.SessionOptions()
+    if threads:
+        so.intra_op_num_threads = threads
+    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+
+
+def _largest_difference(path: Path, module: nn.Module, inputs: list[torch.Tensor]) -> float:
+    sess = _session(path)
+    name = sess.get_inputs()[0].name
+    worst = 0.0
+    with torch.inference_mode():
+        for x in inputs:
+            ref = module(x).numpy()
+            got = sess.run(None, {name: x.numpy()})[0]
+            worst = max(worst, float(np.abs(got - ref).max()))
+    return worst
+
+
+def _to_onnx(module: nn.Module, example: torch.Tensor, path: Path, dynamic_length: bool, opset: int):
+    import warnings
+    batch = torch.export.Dim("batch", min=1, max=65536)
+    shapes = {0: batch}
+    if dynamic_length:
+        shapes[example.dim() - 1] = torch.export.Dim("length", min=example.shape[-1] // 4, max=example.shape[-1] * 64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, (example,), str(path), dynamo=True, dynamic_shapes=(shapes,), opset_version=opset,
+                          optimize=True, verbose=False, external_data=False, input_names=["waveform" if example.dim() == 2 else "features"],
+                          output_names=["logits"])
+
+
+def _set_metadata(path: Path, meta: dict):
+    import onnx
+    model = onnx.load(str(path))
+    del model.metadata_props[:]
+    for k, v in meta.items():
+        p = model.metadata_props.add()
+        p.key, p.value = f"sceneshift.{k}", v
+    model.doc_string = f"sceneshift {meta['recipe']} ({meta['precision']}, {meta['input']} in, logits out)"
+    onnx.save(model, str(path))
+
+
+def calibration_waves(run: RunPredictor, clips: int, data: str | Path | None, log=print) -> np.ndarray:
+    """``clips`` training clips of the run's dataset, spread evenly over the split (devices included)."""
+    cfg = dict(run.cfg["data"])
+    if data:
+        cfg["root"] = str(Path(data).resolve())
+    split = DataSource(cfg, run.domain, log=log).split(cfg["train_split"])
+    rows = np.linspace(0, len(split.clips) - 1, min(clips, len(split.clips))).round().astype(int)
+    return np.asarray(split.waves[np.unique(rows)], dtype=np.float32)
+
+
+def export_onnx(run_dir: str | Path, out: str | Path | None = None, int8: bool = False, frontend: str = "included",
+                calibration_clips: int = 256, data: str | Path | None = None, opset: int = 18, log=print) -> dict:
+    """Write ``out`` (default ``RUN/model.onnx`` or ``model.int8.onnx``); return what was written and measured."""
+    if frontend not in ("included", "excluded"):
+        raise ValueError(f"--frontend must be 'included' or 'excluded', got {frontend!r}")
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").is_file():
+        raise ValueError(f"{run_dir}: export takes one run folder (an ensemble or two-stage system file is several "
+                         "networks; export each run)")
+    run = RunPredictor(run_dir, device="cpu")
+    net = run.net.to(memory_format=torch.contiguous_format).eval()
+    if net.adapt is not None or not hasattr(net, "backbone") or not hasattr(net, "head"):
+        raise ValueError(f"{run_dir}: only classifier networks (front end + backbone + head) can be exported")
+    module = net if frontend == "included" else _Features(net)
+    n = run.n_samples
+
+    def make_input(length: int, batch: int = 2) -> torch.Tensor:
+        wave = 0.1 * torch.randn(batch, length, generator=torch.Generator().manual_seed(length))
+        if frontend == "included":
+            return wave
+        with torch.inference_mode():
+            return net.frontend(wave)
+
+    out = Path(out) if out else run_dir / ("model.int8.onnx" if int8 else "model.onnx")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    result = {"file": str(out), "input": "waveform" if frontend == "included" else "features"}
+    with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
+        fp32 = Path(tmp) / "fp32.onnx"
+        checks = [make_input(n), make_input(n * 3 // 4, 3), make_input(n * 2, 1)]
+        _to_onnx(module, make_input(n), fp32, dynamic_length=True, opset=opset)
+        worst = _largest_difference(fp32, module, checks)
+        fixed = worst > TOLERANCE
+        if fixed:
+            log(f"note: the network's output depends on the traced length (largest difference {worst:.2g} at other "
+                f"lengths); exporting for {n}-sample clips only")
+            _to_onnx(module, make_input(n), fp32, dynamic_length=False, opset=opset)
+            worst = _largest_difference(fp32, module, [make_input(n), make_input(n, 5)])
+        if worst > TOLERANCE:
+            raise RuntimeError(f"{run_dir}: the exported model differs from PyTorch by {worst:.3g} (> {TOLERANCE}); "
+                               "not written")
+        result.update(fp32_max_difference=worst, dynamic_length=not fixed)
+        final = fp32
+        if int8:
+            final = Path(tmp) / "int8.onnx"
+            waves = calibration_waves(run, calibration_clips, data, log=log)
+            inputs = [x.numpy() for x in _inputs_of(net, waves, frontend)]
+            quantize_int8(fp32, final, inputs, Path(tmp))
+            result.update(compare_int8(fp32, final, inputs), calibration_clips=len(waves))
+        meta = {"recipe": str(run.cfg.get("name")), "config": json.dumps(run.cfg), "domain": json.dumps(run.domain.to_json()),
+                "input": result["input"], "precision": "int8" if int8 else "fp32",
+                "fixed_length": "true" if fixed else "false", "sample_rate": str(run.sample_rate),
+                "clip_samples": str(n), "sceneshift_version": __version__}
+        _set_metadata(final, meta)
+        with atomic_path(out) as tmp_out:
+            os.replace(final, tmp_out)
+    result["bytes"] = out.stat().st_size
+    return result
+
+
+def _inputs_of(net, waves: np.ndarray, frontend: str, batch: int = 32):
+    for x in iter_batches(waves, batch):
+        if frontend == "included":
+            yield x
+        else:
+            with torch.inference_mode():
+                yield net.frontend(x)
+
+
+def quantize_int8(fp32: Path, int8: Path, calibration: list[np.ndarray], tmp: Path):
+    """Static QDQ quantisation of Conv / Gemm / MatMul-free graphs: int8 weights per channel, int8 activations."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Reader(CalibrationDataReader):
+        def __init__(self, name):
+            self.items = iter([{name: x} for x in calibration])
+
+        def get_next(self):
+            return next(self.items, None)
+
+    pre = tmp / "pre.onnx"
+    quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=True)
+    name = _session(pre).get_inputs()[0].name
+    quantize_static(str(pre), str(int8), Reader(name), quant_format=QuantFormat.QDQ, per_channel=True,
+                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                    op_types_to_quantize=["Conv", "Gemm"], extra_options={"ActivationSymmetric": False})
+
+
+def compare_int8(fp32: Path, int8: Path, inputs: list[np.ndarray]) -> dict:
+    """Agreement of the int8 model's decisions with the fp32 model's on the calibration clips."""
+    a, b = _session(fp32), _session(int8)
+    name = a.get_inputs()[0].name
+    za = np.concatenate([a.run(None, {name: x})[0] for x in inputs])
+    zb = np.concatenate([b.run(None, {name: x})[0] for x in inputs])
+    return {"int8_agreement": float((za.argmax(1) == zb.argmax(1)).mean()),
+            "int8_max_logit_difference": float(np.abs(za - zb).max())}
