@@ -163,6 +163,14 @@ def test_onnx_export_matches_pytorch_and_predict_takes_it(tiny_benchmark, tiny_r
                     log=lambda *a: None)
     assert q["bytes"] < 0.5 * r["bytes"] and q["int8_agreement"] >= 0.8
     assert load_predictor(tmp_path / "m8.onnx").precision == "int8"
+    # every report states the complexity of what it scored, at the stored precision
+    from sceneshift.evaluation.evaluate import evaluate
+    rep_torch = evaluate(tiny_run, data=tiny_benchmark, out=tmp_path / "e32", log=lambda *a: None)
+    rep_int8 = evaluate(tmp_path / "m8.onnx", data=tiny_benchmark, out=tmp_path / "e8", log=lambda *a: None)
+    c32, c8 = rep_torch["complexity"], rep_int8["complexity"]
+    assert c32["parameters"] == c8["parameters"] == sum(p.numel() for p in torch_model.net.parameters())
+    assert c32["parameter_bytes"] == 4 * c32["parameters"] and c8["parameter_bytes"] < 0.3 * c32["parameter_bytes"]
+    assert c8["precision"] == "int8" and "complexity:" in (tmp_path / "e8" / "report.md").read_text()
 
 
 def test_onnx_export_of_a_global_pooling_network_takes_any_length(tiny_benchmark, tmp_path):

@@ -1,9 +1,13 @@
-"""Parameter counts and multiply-accumulates of networks, for ``sceneshift list models --macs``.
+"""Parameter counts, parameter bytes and multiply-accumulates of networks: ``sceneshift list models --macs``
+and the ``complexity`` entry of every evaluation report.
 
 Counted on the whole deployable network (front end, backbone, head) for one clip of the
 recipe's length, in evaluation mode (no crop): what a deployed model costs per clip. The
 front end's STFT is not counted (no Conv2d/Linear); the mel projection is a matmul, not counted
-either - both are small next to the CNNs here.
+either - both are small next to the CNNs here. Parameter bytes are counted at the precision the
+model is stored in: 4 per parameter for a run's float32 weights, the initialisers' actual bytes
+for an exported ONNX file (1 per int8 weight, plus the float scales and biases quantisation keeps).
+tests/test_beyond.py checks the counts against torchinfo.
 """
 from __future__ import annotations
 
@@ -22,9 +26,46 @@ def network_cost(cfg: dict, num_classes: int | None = None) -> dict:
     samples = int(round(cfg["data"]["clip_seconds"] * cfg["data"]["sample_rate"]))
     macs = count_macs(net, torch.zeros(1, samples))
     feats = net.frontend(torch.zeros(1, samples))
-    return {"model": cfg["model"]["name"], "classes": n, "parameters": count_parameters(net), "macs": macs,
-            "macs_per_second": macs / cfg["data"]["clip_seconds"], "input": list(feats.shape[1:]),
+    params = count_parameters(net)
+    return {"model": cfg["model"]["name"], "classes": n, "parameters": params, "parameter_bytes": 4 * params,
+            "macs": macs, "macs_per_second": macs / cfg["data"]["clip_seconds"], "input": list(feats.shape[1:]),
             "options": {k: v for k, v in cfg["model"].items() if k != "name"}}
+
+
+def onnx_parameter_bytes(path) -> int:
+    """Bytes of every initialiser (weights, biases, quantisation scales) of an ONNX file."""
+    import onnx
+    from onnx import numpy_helper
+    model = onnx.load(str(path))
+    return int(sum(numpy_helper.to_array(t).nbytes for t in model.graph.initializer))
+
+
+def predictor_cost(predictor) -> dict:
+    """Complexity of what a report scored: a run, an exported file, or the sum over an ensemble's members."""
+    members = getattr(predictor, "members", None)
+    if members is None and hasattr(predictor, "fine"):
+        members = [predictor.fine, predictor.coarse]
+    if members is not None:
+        parts = [predictor_cost(getattr(m, "run", m)) for m in members]
+        return {"networks": sum(p["networks"] for p in parts), "parameters": sum(p["parameters"] for p in parts),
+                "parameter_bytes": sum(p["parameter_bytes"] for p in parts),
+                "macs_per_second": sum(p["macs_per_second"] for p in parts), "precision": "fp32"}
+    seconds = predictor.n_samples / predictor.sample_rate
+    if getattr(predictor, "net", None) is not None:
+        net = predictor.net
+        macs = count_macs(net, torch.zeros(1, predictor.n_samples, device=next(net.parameters()).device))
+        return {"networks": 1, "parameters": count_parameters(net),
+                "parameter_bytes": sum(p.numel() * p.element_size() for p in net.parameters()),
+                "macs_per_second": macs / seconds, "precision": "fp32"}
+    cost = network_cost(predictor.cfg, len(predictor.classes))        # an exported file: same architecture
+    return {"networks": 1, "parameters": cost["parameters"], "parameter_bytes": onnx_parameter_bytes(predictor.path),
+            "macs_per_second": cost["macs_per_second"], "precision": getattr(predictor, "precision", "fp32")}
+
+
+def describe(cost: dict) -> str:
+    nets = f"{cost['networks']} networks, " if cost["networks"] > 1 else ""
+    return (f"{nets}{cost['parameters']:,} parameters ({cost['parameter_bytes'] / 1024:.0f} kB as stored, "
+            f"{cost['precision']}), {cost['macs_per_second'] / 1e6:.1f} M MACs per second of audio")
 
 
 def cost_table(recipes: list[str] | None = None, overrides: list[str] = ()) -> list[dict]:
@@ -41,8 +82,10 @@ def cost_table(recipes: list[str] | None = None, overrides: list[str] = ()) -> l
 
 
 def format_table(rows: list[dict]) -> str:
-    lines = [f"{'recipe / model':<32}{'model':<16}{'classes':>8}{'params':>11}{'MMAC/clip':>11}{'MMAC/s':>9}  input C x F x T"]
+    lines = [f"{'recipe / model':<32}{'model':<16}{'classes':>8}{'params':>11}{'kB fp32':>9}{'kB int8':>9}"
+             f"{'MMAC/clip':>11}{'MMAC/s':>9}  input C x F x T"]
     for r in rows:
-        lines.append(f"{r['name']:<32}{r['model']:<16}{r['classes']:>8}{r['parameters']:>11,}{r['macs'] / 1e6:>11.1f}"
+        lines.append(f"{r['name']:<32}{r['model']:<16}{r['classes']:>8}{r['parameters']:>11,}"
+                     f"{r['parameter_bytes'] / 1024:>9.0f}{r['parameters'] / 1024:>9.0f}{r['macs'] / 1e6:>11.1f}"
                      f"{r['macs_per_second'] / 1e6:>9.1f}  {' x '.join(map(str, r['input']))}")
     return "\n".join(lines)

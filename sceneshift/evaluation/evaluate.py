@@ -67,6 +67,8 @@ def evaluate(run: str | Path, data: str | Path | None = None, split: str = "eval
     y = split_data.labels[keep]
     devices = [split_data.clips[i].device for i in keep]
     report = summarize(proba, y, devices, predictor.classes, parse_groups(groups) if groups else source.adapter.groups())
+    from .complexity import predictor_cost
+    report["complexity"] = predictor_cost(predictor)
     report["meta"] = {"run": str(Path(run)), "dataset": str(source.adapter.root), "split": split,
                       "benchmark_version": version, "adapt": adapt or "none", "adapted_devices": adapted,
                       "skipped": skipped}

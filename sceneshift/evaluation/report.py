@@ -36,6 +36,9 @@ def markdown(report: dict) -> str:
         if k in meta:
             v = meta[k] if k != "skipped" else len(meta[k])
             out.append(f"- {k}: {v}")
+    if report.get("complexity"):
+        from .complexity import describe
+        out.append(f"- complexity: {describe(report['complexity'])}")
     o = report["overall"]
     out += ["", f"Overall accuracy **{pct(o['accuracy'])} %**, macro class accuracy {pct(o['macro_accuracy'])} %, "
             f"log loss {o['log_loss']:.3f} on {o['n']} clips.", "", "## Device groups", "",
