@@ -112,7 +112,7 @@ def cmd_export(a):
 def cmd_list(a):
     if a.what == "models" and (a.macs or a.recipe):
         from .evaluation.complexity import cost_table, format_table
-        print(format_table(cost_table(a.recipe)))
+        print(format_table(cost_table(a.recipe, a.overrides)))
     elif a.what == "models":
         from .models import MODELS
         print("\n".join(MODELS.names()))
@@ -225,6 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("what", choices=["recipes", "models"])
     p.add_argument("--macs", action="store_true", help="models: parameters and multiply-accumulates per clip")
     p.add_argument("--recipe", action="append", help="models: cost of this recipe's classifier (repeatable)")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="--recipe: overrides (model.norm=batch ...)")
     p.set_defaults(fn=cmd_list)
     return ap
 

@@ -17,6 +17,11 @@ Length-independent. With the defaults (width 24, 2-2-2 blocks, ``max_rf`` 87: th
 stage 2 and all of stage 3 are 1 x 1, receptive field 83 bins): 115,176 parameters (116,146 with
 a 10-class linear head: 113 kB in int8) and 57.9 M MACs per 4-s clip of 64 x 201 log-mel frames
 (14.5 M per second of audio, under DCASE's 30 M limit).
+
+``norm`` (models/norms.py: ``batch``, ``instance``, ``mixup``, ``resnorm``, ``rfn``) replaces the
+batch norm of the stem and the last batch norm of the last block - the first and last
+normalisation of the network, where seed 002 puts MixupNorm - so the normalisation comparisons
+of docs/seed002.md run on this backbone too.
 """
 from __future__ import annotations
 
@@ -25,6 +30,7 @@ from torch import nn
 import torch.nn.functional as F
 
 from . import MODELS
+from .norms import build_norm
 
 
 class BasicBlock(nn.Module):
@@ -44,13 +50,13 @@ class BasicBlock(nn.Module):
 
 class CPResNet(nn.Module):
     def __init__(self, in_channels: int = 1, width: int = 24, blocks: tuple = (2, 2, 2), max_rf: int = 87,
-                 pool_after: tuple = (0, 1)):
+                 pool_after: tuple = (0, 1), norm: str = "batch", norm_lambda: float | None = None):
         super().__init__()
         if width < 1 or len(blocks) != 3 or min(blocks) < 1:
             raise ValueError(f"cp_resnet: width >= 1 and three stages of >= 1 block each (got {width}, {blocks})")
         self.embed_dim = 4 * width
         self.stem = nn.Sequential(nn.Conv2d(in_channels, width, 5, stride=2, padding=1, bias=False),
-                                  nn.BatchNorm2d(width), nn.ReLU(inplace=True))
+                                  build_norm(norm, width, norm_lambda), nn.ReLU(inplace=True))
         rf, jump = 5, 2                      # receptive field (input bins) and stride product after the stem
 
         def kernel():
@@ -73,6 +79,7 @@ class CPResNet(nn.Module):
                     layers.append(nn.MaxPool2d(2))
                     rf, jump = rf + jump, jump * 2
                 i += 1
+        layers[max(i for i, m in enumerate(layers) if isinstance(m, BasicBlock))].bn2 = build_norm(norm, cin, norm_lambda)
         self.blocks = nn.Sequential(*layers)
         self.receptive_field = rf
 
@@ -88,5 +95,5 @@ class CPResNet(nn.Module):
 
 @MODELS.register
 def cp_resnet(in_channels: int = 1, width: int = 24, blocks: tuple[int, int, int] = (2, 2, 2), max_rf: int = 87,
-              pool_after: tuple[int, ...] = (0, 1)) -> CPResNet:
-    return CPResNet(in_channels, width, tuple(blocks), max_rf, tuple(pool_after))
+              pool_after: tuple[int, ...] = (0, 1), norm: str = "batch", norm_lambda: float | None = None) -> CPResNet:
+    return CPResNet(in_channels, width, tuple(blocks), max_rf, tuple(pool_after), norm, norm_lambda)

@@ -68,10 +68,13 @@ class TrainSection(_Section):
     lr: float = Field(1.0e-3, gt=0)
     weight_decay: float = Field(0.0, ge=0)
     momentum: float = Field(0.9, ge=0, lt=1)
-    scheduler: Literal["none", "step", "cosine"] | None = "step"
+    scheduler: Literal["none", "step", "cosine", "warm_restarts"] | None = "step"
     step_epochs: int = Field(10, ge=1)       # step schedule: multiply the rate by gamma every step_epochs
     gamma: float = Field(0.5, gt=0, le=1)
     warmup_epochs: int = Field(0, ge=0)
+    restart_epochs: int = Field(10, ge=1)    # warm_restarts: first cycle; restarts at 10, 30, 70, 150, 310 (seed 002)
+    restart_mult: int = Field(2, ge=1)
+    min_lr: float = Field(1.0e-5, ge=0)
     seed: int = 0
     monitor: str = "val/acc"                 # validation metric that selects the checkpoint
     eval_batch_size: int = Field(128, ge=1)
