@@ -48,6 +48,7 @@ class ClassifierSystem(L.LightningModule):
         if self.channels_last:
             self.net.to(memory_format=torch.channels_last)
         self.features_cached = False       # True once the splits hold front-end features, not waveforms
+        self.frontend_learned = any(p.requires_grad for p in self.net.frontend.parameters())
         self._val = []
 
     # ---- data: the system says what it trains and selects on -------------------------------------
@@ -56,7 +57,9 @@ class ClassifierSystem(L.LightningModule):
         train, val = self.data.split(d["train_split"]), self.data.split(d["val_split"])
         if stage == "fit":
             self.fit_augmentations(train)
-        if self.cfg["train"].get("cache_features") and not self.wave_augment and not d.get("features"):
+        if self.cfg["train"].get("cache_features") and self.frontend_learned:
+            self.data.log("train.cache_features: the front end is learned, so its output cannot be cached; ignored")
+        elif self.cfg["train"].get("cache_features") and not self.wave_augment and not d.get("features"):
             # nothing random happens before the front end: compute it once per split, not every epoch
             key = json.dumps([self.cfg["frontend"], d["sample_rate"]], sort_keys=True)
             cached = [with_features(s, self.net.frontend, key, log=self.data.log) for s in (train, val)]
@@ -86,9 +89,13 @@ class ClassifierSystem(L.LightningModule):
         return self.net(wave)
 
     def input_features(self, batch: torch.Tensor) -> torch.Tensor:
-        """The backbone's input for a batch: the front end of waveforms, or features read from the cache."""
+        """The backbone's input for a batch: the front end of waveforms, or features read from the cache.
+
+        A fixed front end (log-mel) runs without gradient; a learned one (seed 001's Wavegram) trains
+        with the network.
+        """
         if not self.features_cached:
-            with torch.no_grad():
+            with torch.set_grad_enabled(self.frontend_learned and torch.is_grad_enabled()):
                 batch = self.net.features(batch)
         return batch.contiguous(memory_format=torch.channels_last) if self.channels_last else batch
 
@@ -101,11 +108,16 @@ class ClassifierSystem(L.LightningModule):
             x, target = aug(x, target, device)
         return x, target
 
+    def training_logits(self, embedding: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """The head's scores in training: a margin head (ArcFace) uses the targets, others ignore them."""
+        head = self.net.head
+        return head.training_logits(embedding, target) if hasattr(head, "training_logits") else head(embedding)
+
     def training_step(self, batch, batch_idx):
         wave, y, device, _ = batch
         target = F.one_hot(y, len(self.domain.classes)).float()
         x, target = self.augmented_features(wave, target, device)
-        logits = self.net.head(self.net.backbone(x))
+        logits = self.training_logits(self.net.backbone(x), target)
         loss = torch.sum(-target * F.log_softmax(logits, dim=1), dim=1).mean()
         self.log("train/loss", loss, prog_bar=True, on_epoch=True, on_step=False, batch_size=len(y))
         return loss
