@@ -34,6 +34,44 @@ def train_and_evaluate(recipe, data=None, out=None, overrides=(), resume=False, 
     return run_dir
 
 
+def cmd_semi(a):
+    """Seed 001's pipeline: each stage is a run folder under --out; finished stages are kept (resumable)."""
+    import yaml
+    from .training.recipe import resolve
+    from .training.semi import semi_stages
+    cfg = resolve(a.recipe, a.data, a.overrides)
+    if cfg["system"] != "semi_supervised":
+        raise ValueError(f"{a.recipe}: `sceneshift semi` runs a recipe whose system is semi_supervised "
+                         f"(this one: {cfg['system']})")
+    out = Path(a.out)
+    first_init = cfg["system_options"].get("init_from")
+    for i, (name, over) in enumerate(semi_stages(cfg["system_options"], out)):
+        stage_dir = out / name
+        if (stage_dir / "summary.json").is_file():
+            print(f"{name}: done, kept")
+            continue
+        if i == 0 and first_init:
+            over = [o for o in over if not o.startswith("system_options.init_from")] + [f"system_options.init_from={first_init}"]
+        print(f"{name}: training")
+        resume = (stage_dir / "checkpoints" / "last.ckpt").is_file()
+        if (stage_dir / "config.yaml").is_file() and not resume:   # failed before its first checkpoint
+            import shutil
+            shutil.rmtree(stage_dir)
+        train_and_evaluate(a.recipe, data=a.data, out=stage_dir, overrides=[] if resume else list(a.overrides) + over,
+                           resume=resume)
+    stages = [n for n, _ in semi_stages(cfg["system_options"], out)]
+    rows = []
+    for n in stages:
+        rep = out / n / "eval"
+        reports = sorted(rep.glob("*/report.json")) if rep.is_dir() else []
+        if reports:
+            r = json.loads(reports[0].read_text())
+            rows.append(f"{n:<16}" + "".join(f"{g} {100 * v['accuracy']:.1f}  " for g, v in r["groups"].items())
+                        + f"overall {100 * r['overall']['accuracy']:.1f}  macro {100 * r['overall']['macro_accuracy']:.1f}")
+    print("\n".join(rows))
+    (out / "stages.txt").write_text("\n".join(rows) + "\n")
+
+
 def cmd_train(a):
     train_and_evaluate(a.recipe, data=a.data, out=a.out, overrides=a.overrides, resume=a.resume)
 
@@ -151,6 +189,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="recipe overrides, e.g. train.epochs=5")
     p.set_defaults(fn=cmd_train)
+
+    p = sub.add_parser("semi", help="seed 001's semi-supervised pipeline: pre-train, fine-tune, pseudo-label; one run folder per stage")
+    p.add_argument("recipe", nargs="?", default="seed001")
+    p.add_argument("--out", required=True, help="folder of the stage runs (finished stages are kept: rerun to resume)")
+    _common_data(p)
+    p.add_argument("overrides", nargs="*", metavar="key=value")
+    p.set_defaults(fn=cmd_semi)
 
     p = sub.add_parser("evaluate", help="score a run per device and device group; writes report.json/.md and plots")
     p.add_argument("run", help="run folder")

@@ -1,0 +1,74 @@
+"""Seed 001's semi-supervised system and pipeline (issue 9) on the tiny benchmark."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from sceneshift.training.semi import labeled_subset, semi_stages
+
+
+def test_labeled_subset_is_per_class_deterministic_and_at_least_one():
+    labels = np.array([0] * 10 + [1] * 3 + [2] * 1)
+    names = [f"clip{i}.flac" for i in range(len(labels))]
+    rows = np.arange(len(labels))
+    a = labeled_subset(rows, labels, names, 0.2)
+    assert np.array_equal(a, labeled_subset(rows[::-1].copy(), labels, names, 0.2))
+    assert [int((labels[a] == c).sum()) for c in (0, 1, 2)] == [2, 1, 1]
+
+
+def test_stages_chain_their_weights(tmp_path):
+    stages = semi_stages({"finetune_iterations": 2, "pseudo_rounds": 1}, tmp_path)
+    assert [n for n, _ in stages] == ["1-pretrain", "2-finetune-1", "2-finetune-2", "3-pseudo-1"]
+    assert f"system_options.init_from={tmp_path / '2-finetune-2'}" in stages[3][1]
+    assert "system_options.reset_head=true" in stages[1][1] and "system_options.reset_head=false" in stages[3][1]
+
+
+def test_pipeline_end_to_end_resumable(tiny_benchmark, tmp_path, capsys):
+    from sceneshift.cli import main
+    recipe = tmp_path / "semi.yaml"
+    recipe.write_text("base: baseline\nname: semi_kaggle\nsystem: semi_supervised\n"
+                      "system_options: {finetune_iterations: 1, pseudo_rounds: 1, threshold: 0.2}\n")
+    out = tmp_path / "semi"
+    args = ["semi", str(recipe), "--out", str(out), "--data", str(tiny_benchmark), "train.epochs=1",
+            "train.progress=false", "train.batch_size=16"]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    for stage in ("1-pretrain", "2-finetune-1", "3-pseudo-1"):
+        assert (out / stage / "model.pt").is_file() and stage in (out / "stages.txt").read_text()
+        assert list((out / stage / "eval").glob("*/report.json"))
+    cfg = (out / "3-pseudo-1" / "config.yaml").read_text()
+    assert "init_from: " + str(out / "2-finetune-1") in cfg and "stage: pseudo" in cfg
+    assert "pseudo-labels:" in printed
+    # a second call keeps every finished stage
+    assert main(args) == 0
+    assert capsys.readouterr().out.count("done, kept") == 3
+
+
+def test_pseudo_stage_weights_are_min_max_normalised_confidences(tiny_benchmark, tmp_path):
+    from sceneshift.data.domain import Domain
+    from sceneshift.data.splits import DataSource
+    from sceneshift.training import SYSTEMS
+    from sceneshift.training.recipe import resolve
+    from sceneshift.training.run import train
+    start = train("baseline", data=tiny_benchmark, out=tmp_path / "start", log=lambda *a: None,
+                  overrides=["train.epochs=1", "train.progress=false"])
+    cfg = resolve("baseline", str(tiny_benchmark), ["system=semi_supervised", "system_options.stage=pseudo",
+                                                     f"system_options.init_from={start}"])
+    source = DataSource(cfg["data"], log=lambda *a: None)
+    domain = Domain.load(start / "domain.json")
+    source.domain = domain
+    system = SYSTEMS.build("semi_supervised", cfg["system_options"], where="system_options", cfg=cfg, domain=domain,
+                           data=source)
+    system.prepare_stage()
+    split = source.split(cfg["data"]["train_split"])
+    parts = system.partition(split)
+    w = system.weights[parts["unlabeled"]]
+    assert w.min() == 0 and w.max() == pytest.approx(1.0)                     # min-max normalised
+    assert torch.all(system.weights[parts["labeled"]] == 1) and torch.all(system.weights[parts["source"]] == 0)
+    assert len(parts["labeled"]) + len(parts["unlabeled"]) + len(parts["source"]) == len(split.clips)
+    with pytest.raises(ValueError, match="init_from"):
+        SYSTEMS.build("semi_supervised", {"stage": "finetune"}, where="system_options", cfg=cfg, domain=domain,
+                      data=source)
