@@ -44,14 +44,16 @@ def cmd_semi(a):
         raise ValueError(f"{a.recipe}: `sceneshift semi` runs a recipe whose system is semi_supervised "
                          f"(this one: {cfg['system']})")
     out = Path(a.out)
-    first_init = cfg["system_options"].get("init_from")
-    for i, (name, over) in enumerate(semi_stages(cfg["system_options"], out)):
+    for name, over in semi_stages(cfg["system_options"], out):
         stage_dir = out / name
-        if (stage_dir / "summary.json").is_file():
+        if list((stage_dir / "eval").glob("*/report.json")):
             print(f"{name}: done, kept")
             continue
-        if i == 0 and first_init:
-            over = [o for o in over if not o.startswith("system_options.init_from")] + [f"system_options.init_from={first_init}"]
+        if (stage_dir / "summary.json").is_file():       # trained, but its evaluation did not finish
+            print(f"{name}: trained; evaluating")
+            from .evaluation.evaluate import evaluate
+            evaluate(stage_dir, split=cfg["data"]["test_split"])
+            continue
         print(f"{name}: training")
         resume = (stage_dir / "checkpoints" / "last.ckpt").is_file()
         if (stage_dir / "config.yaml").is_file() and not resume:   # failed before its first checkpoint
@@ -64,7 +66,9 @@ def cmd_semi(a):
     for n in stages:
         rep = out / n / "eval"
         reports = sorted(rep.glob("*/report.json")) if rep.is_dir() else []
-        if reports:
+        if not reports:
+            rows.append(f"{n:<16}no report")
+        else:
             r = json.loads(reports[0].read_text())
             rows.append(f"{n:<16}" + "".join(f"{g} {100 * v['accuracy']:.1f}  " for g, v in r["groups"].items())
                         + f"overall {100 * r['overall']['accuracy']:.1f}  macro {100 * r['overall']['macro_accuracy']:.1f}")
@@ -142,7 +146,8 @@ def cmd_export(a):
     print(f"written {r['file']} ({r['bytes'] / 1024:.0f} kB; {r['input']} in, logits out; {length}); "
           f"fp32 ONNX vs PyTorch: largest logit difference {r['fp32_max_difference']:.1e}")
     if a.int8:
-        print(f"int8 vs fp32 on {r['calibration_clips']} calibration clips: same decision on "
+        print(f"int8 (calibrated on {r['calibration_clips']} training clips) vs fp32 on {r['compared_clips']} "
+              f"validation clips: same decision on "
               f"{100 * r['int8_agreement']:.1f} %, largest logit difference {r['int8_max_logit_difference']:.2f}; "
               f"score it with `sceneshift evaluate {r['file']}`")
 
@@ -283,7 +288,7 @@ def main(argv=None) -> int:
         a.overrides, rest = a.overrides + extra, [r for r in rest if r not in extra]
         if a.recipe and "=" in a.recipe and not Path(a.recipe).exists():   # `sceneshift run key=value`
             a.overrides.insert(0, a.recipe)
-            a.recipe = "baseline" if a.command == "run" else None
+            a.recipe = {"run": "baseline", "semi": "seed001"}.get(a.command)
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if a.data_dir:

@@ -100,10 +100,9 @@ def test_complexity_counts_agree_with_torchinfo():
         m = MODELS.build(name, opts, where="model", in_channels=1)
         stats = torchinfo.summary(m, input_size=(1, 1, 64, 201), verbose=0)
         assert stats.total_params == count_parameters(m)
-        # torchinfo counts batch norm and layer norm parameters as MACs too; ours counts conv + linear only
-        norms = sum(mod.weight.numel() for mod in m.modules() if isinstance(mod, (torch.nn.BatchNorm2d, torch.nn.LayerNorm)))
+        # torchinfo also counts batch norm and layer norm as multiply-adds; ours counts conv + linear only
         ours = count_macs(m, torch.randn(1, 1, 64, 201))
-        assert ours <= stats.total_mult_adds and (stats.total_mult_adds - ours) / ours < 0.05, (name, ours, norms)
+        assert ours <= stats.total_mult_adds and (stats.total_mult_adds - ours) / ours < 0.05, (name, ours)
 
 
 # ---- distillation ------------------------------------------------------------------------------------------
@@ -132,13 +131,23 @@ def test_distillation_refuses_a_missing_teacher(tiny_benchmark, tmp_path):
 
 
 def test_distillation_loss_is_the_published_one():
-    from sceneshift.training.distill import DistillSystem
     import torch.nn.functional as F
-    logits, teacher = torch.randn(5, 4), torch.randn(5, 4)
-    T, w = 2.0, 0.98
-    q = F.softmax(teacher / T, dim=1)
-    kd = (q * (q.log() - F.log_softmax(logits / T, dim=1))).sum(1).mean() * T * T
-    assert torch.allclose(F.kl_div(F.log_softmax(logits / T, dim=1), q, reduction="batchmean") * T * T, kd, atol=1e-6)
+    from sceneshift.training.distill import DistillSystem
+    from sceneshift.training.recipe import load_recipe
+    cfg = load_recipe("cp_resnet", ["model.width=4"])
+    system = DistillSystem(cfg, Domain.placeholder(4), data=None, teacher="unused", kd_weight=0.7, temperature=3.0)
+    system.log = lambda *a, **k: None
+    system.eval()                                        # batch norm by running statistics: one forward = another
+    teacher = torch.randn(6, 4).log_softmax(dim=1)       # the teacher's log-probabilities of six training clips
+    system.teacher_log_proba = teacher
+    wave, y, rows = 0.1 * torch.randn(3, 64000), torch.tensor([0, 2, 3]), torch.tensor([5, 1, 4])
+    loss = system.training_step((wave, y, torch.zeros(3, dtype=torch.long), rows), 0)
+    with torch.no_grad():
+        z = system.net(wave)
+        q = F.softmax(teacher[rows] / 3.0, dim=1)
+        kd = (q * (q.log() - F.log_softmax(z / 3.0, dim=1))).sum(1).mean() * 9.0
+        want = 0.3 * F.cross_entropy(z, y) + 0.7 * kd
+    assert torch.allclose(loss, want, atol=1e-5)
     assert DistillSystem.__init__.__defaults__ == ("", 0.98, 2.0)
 
 
@@ -161,7 +170,7 @@ def test_onnx_export_matches_pytorch_and_predict_takes_it(tiny_benchmark, tiny_r
     # int8: smaller, and its decisions agree with fp32's on most calibration clips
     q = export_onnx(tiny_run, out=tmp_path / "m8.onnx", int8=True, calibration_clips=64, data=tiny_benchmark,
                     log=lambda *a: None)
-    assert q["bytes"] < 0.5 * r["bytes"] and q["int8_agreement"] >= 0.8
+    assert q["bytes"] < 0.5 * r["bytes"] and q["int8_agreement"] >= 0.8 and q["compared_clips"] > 0
     assert load_predictor(tmp_path / "m8.onnx").precision == "int8"
     # every report states the complexity of what it scored, at the stored precision
     from sceneshift.evaluation.evaluate import evaluate
@@ -169,7 +178,8 @@ def test_onnx_export_matches_pytorch_and_predict_takes_it(tiny_benchmark, tiny_r
     rep_int8 = evaluate(tmp_path / "m8.onnx", data=tiny_benchmark, out=tmp_path / "e8", log=lambda *a: None)
     c32, c8 = rep_torch["complexity"], rep_int8["complexity"]
     assert c32["parameters"] == c8["parameters"] == sum(p.numel() for p in torch_model.net.parameters())
-    assert c32["parameter_bytes"] == 4 * c32["parameters"] and c8["parameter_bytes"] < 0.3 * c32["parameter_bytes"]
+    assert c32["parameter_bytes"] == 4 * c32["parameters"]
+    assert c8["parameters"] <= c8["parameter_bytes"] < 0.3 * c32["parameter_bytes"]   # 1 byte a weight + scales
     assert c8["precision"] == "int8" and "complexity:" in (tmp_path / "e8" / "report.md").read_text()
 
 
@@ -189,6 +199,17 @@ def test_onnx_export_of_a_global_pooling_network_takes_any_length(tiny_benchmark
         net = RunPredictor(run).net
         ref = net.head(net.backbone(torch.from_numpy(feats))).numpy()
     assert np.abs(model.session.run(None, {model.input_name: feats})[0] - ref).max() <= 1e-4
+
+
+def test_export_refuses_to_drop_a_learned_front_end(tiny_benchmark, tmp_path):
+    pytest.importorskip("onnxruntime")
+    from sceneshift.export.onnx import export_onnx
+    from sceneshift.training.run import train
+    run = train("seed001_pretrain", data=tiny_benchmark, out=tmp_path / "wg", log=lambda *a: None,
+                overrides=["train.epochs=1", "train.progress=false", "train.limit_train_batches=1",
+                           "frontend.wavegram=rank1"])
+    with pytest.raises(ValueError, match="front end is learned"):
+        export_onnx(run, out=tmp_path / "wg.onnx", frontend="excluded")
 
 
 def test_export_refuses_a_system_file(tmp_path):

@@ -16,7 +16,8 @@ The run's recipe and domain are written into the file's metadata, so ``sceneshif
 ``--int8``: post-training static quantisation with onnxruntime (QDQ format, per-channel int8
 weights, int8 activations) of the convolutions and dense layers only (the front end's STFT and
 mel product stay float); activation ranges are calibrated on ``calibration_clips`` clips of the
-run's training split. The fp32 and int8 outputs on those clips are compared and reported.
+run's training split. The fp32 and int8 decisions are compared on as many validation clips (not
+used for calibration) and reported; ``sceneshift evaluate`` on the int8 file gives its accuracy.
 """
 from __future__ import annotations
 
@@ -92,12 +93,13 @@ def _set_metadata(path: Path, meta: dict):
     onnx.save(model, str(path))
 
 
-def calibration_waves(run: RunPredictor, clips: int, data: str | Path | None, log=print) -> np.ndarray:
-    """``clips`` training clips of the run's dataset, spread evenly over the split (devices included)."""
+def calibration_waves(run: RunPredictor, clips: int, data: str | Path | None, split_key: str = "train_split",
+                      log=print) -> np.ndarray:
+    """``clips`` clips of the run's training (or validation) split, spread evenly over it (devices included)."""
     cfg = dict(run.cfg["data"])
     if data:
         cfg["root"] = str(Path(data).resolve())
-    split = DataSource(cfg, run.domain, log=log).split(cfg["train_split"])
+    split = DataSource(cfg, run.domain, log=log).split(cfg[split_key])
     rows = np.linspace(0, len(split.clips) - 1, min(clips, len(split.clips))).round().astype(int)
     return np.asarray(split.waves[np.unique(rows)], dtype=np.float32)
 
@@ -115,6 +117,9 @@ def export_onnx(run_dir: str | Path, out: str | Path | None = None, int8: bool =
     net = run.net.to(memory_format=torch.contiguous_format).eval()
     if net.adapt is not None or not hasattr(net, "backbone") or not hasattr(net, "head"):
         raise ValueError(f"{run_dir}: only classifier networks (front end + backbone + head) can be exported")
+    if frontend == "excluded" and any(True for _ in net.frontend.parameters()):
+        raise ValueError(f"{run_dir}: --frontend excluded needs a fixed front end; this run's front end is learned "
+                         "(its weights would be lost): export it with --frontend included")
     module = net if frontend == "included" else _Features(net)
     n = run.n_samples
 
@@ -149,7 +154,9 @@ def export_onnx(run_dir: str | Path, out: str | Path | None = None, int8: bool =
             waves = calibration_waves(run, calibration_clips, data, log=log)
             inputs = [x.numpy() for x in _inputs_of(net, waves, frontend)]
             quantize_int8(fp32, final, inputs, Path(tmp))
-            result.update(compare_int8(fp32, final, inputs), calibration_clips=len(waves))
+            held_out = calibration_waves(run, calibration_clips, data, "val_split", log=log)   # not calibrated on
+            result.update(compare_int8(fp32, final, [x.numpy() for x in _inputs_of(net, held_out, frontend)]),
+                          calibration_clips=len(waves), compared_clips=len(held_out))
         meta = {"recipe": str(run.cfg.get("name")), "config": json.dumps(run.cfg), "domain": json.dumps(run.domain.to_json()),
                 "input": result["input"], "precision": "int8" if int8 else "fp32",
                 "fixed_length": "true" if fixed else "false", "sample_rate": str(run.sample_rate),
@@ -191,7 +198,7 @@ def quantize_int8(fp32: Path, int8: Path, calibration: list[np.ndarray], tmp: Pa
 
 
 def compare_int8(fp32: Path, int8: Path, inputs: list[np.ndarray]) -> dict:
-    """Agreement of the int8 model's decisions with the fp32 model's on the calibration clips."""
+    """Agreement of the int8 model's decisions with the fp32 model's on the given clips."""
     a, b = _session(fp32), _session(int8)
     name = a.get_inputs()[0].name
     za = np.concatenate([a.run(None, {name: x})[0] for x in inputs])

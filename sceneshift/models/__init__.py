@@ -21,7 +21,7 @@ def count_parameters(module: nn.Module) -> int:
 
 
 def count_macs(module: nn.Module, *inputs) -> int:
-    """Multiply-accumulates of one forward pass per example, counted by hooks on Conv2d / Linear.
+    """Multiply-accumulates of one forward pass per example, counted by hooks on Conv1d / Conv2d / Linear.
 
     Why hooks: they count what actually runs (frequency splits, skipped branches, any input
     length) without a per-model formula. Batch norm, activations and pooling are not counted
@@ -30,14 +30,15 @@ def count_macs(module: nn.Module, *inputs) -> int:
     import torch
     total = [0]
 
-    def conv_hook(m, inp, out):
-        total[0] += out[0].numel() * (m.in_channels // m.groups) * m.kernel_size[0] * m.kernel_size[1]
+    def conv_hook(m, inp, out):     # Conv1d (a learned front end such as the Wavegram) and Conv2d
+        taps = m.kernel_size[0] * (m.kernel_size[1] if len(m.kernel_size) > 1 else 1)
+        total[0] += out[0].numel() * (m.in_channels // m.groups) * taps
 
     def linear_hook(m, inp, out):
         total[0] += out[0].numel() * m.in_features
 
-    hooks = [m.register_forward_hook(conv_hook if isinstance(m, nn.Conv2d) else linear_hook)
-             for m in module.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    hooks = [m.register_forward_hook(conv_hook if isinstance(m, (nn.Conv1d, nn.Conv2d)) else linear_hook)
+             for m in module.modules() if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Linear))]
     was_training = module.training
     try:
         module.eval()

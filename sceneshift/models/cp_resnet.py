@@ -13,8 +13,8 @@ Layout: a 5 x 5 stride-2 input convolution (BN, ReLU), then three stages of basi
 ``pool_after`` (indices over all blocks). The embedding is the global average of the last
 stage's maps (``4 width`` values); a head (linear) turns it into scene logits, unlike the original's
 1 x 1 convolution to classes, so that CP-ResNet plugs into every head and system of the toolkit.
-Length-independent. With the defaults (width 24, 2-2-2 blocks, ``max_rf`` 87: the last block of
-stage 2 and all of stage 3 are 1 x 1, receptive field 83 bins): 115,176 parameters (116,146 with
+Length-independent. With the defaults (width 24, 2-2-2 blocks, ``max_rf`` 87: the second
+convolution of stage 2's last block and all of stage 3 are 1 x 1, receptive field 83 bins): 115,176 parameters (116,146 with
 a 10-class linear head: 113 kB in int8) and 57.9 M MACs per 4-s clip of 64 x 201 log-mel frames
 (14.5 M per second of audio, under DCASE's 30 M limit).
 

@@ -16,7 +16,7 @@ docs/seed002.md. In short (tensors are ``(batch, channels, frequency, time)``; t
   second upsampling).
 * ``width`` (default 64, the paper's) scales every layer: ``width``, ``2 width``, ``2 width``, ...;
   the paper's width costs 0.9 G MACs per 4-s clip of 64 mel bands, too much for a 2-core CPU, so
-  the short-schedule recipe uses 32.
+  the short-schedule recipe (seed002) uses 16.
 * ``norm`` (``batch``, ``instance``, ``mixup``, ``resnorm``, ``rfn``: models/norms.py) sits after
   the first encoder and the last decoder convolution, the two places the paper puts MixupNorm.
 * **Pooling**: global average over frequency and time (``C = 64`` values) or, with

@@ -1,18 +1,19 @@
 """Semi-supervised training under domain shift (seed 001): pre-train, fine-tune, pseudo-label.
 
 One system, three kinds of stage (``system_options.stage``), each an ordinary run folder; the
-pipeline (``training/semi_pipeline.py``, ``sceneshift semi``) chains them, each stage starting
-from the previous stage's weights (``init_from``):
+pipeline (:func:`semi_stages`, run by ``sceneshift semi``) chains them, each stage starting from
+the previous stage's weights (``init_from``):
 
 * ``pretrain``: the **source set** - the labeled training clips of the dataset's source device
   (urban-mobile: device ``a``, all labeled). A dataset without a source device (ICME 2024) pre-trains
-  on its labeled clips; pre-training on another dataset (TAU) is a run of its own, named by
-  ``init_from`` of the first fine-tuning stage.
+  on its labeled clips. Pre-training on another dataset (TAU) is a run of its own: a recipe that
+  sets ``system_options.init_from`` skips the pre-training stage and fine-tunes from that run.
 * ``finetune``: the **labeled target set** only, with the head re-initialised (``reset_head``), as
   the paper's fine-tuning iterations. On urban-mobile the target set is every non-source training
   clip, of which ``labeled_fraction`` (20 %) per class is labeled, chosen deterministically (the
-  clips of a class ordered by a hash of their file name); the rest are unlabeled. Clips whose label
-  is empty in the dataset (ICME) are unlabeled anyway.
+  clips of a class ordered by a hash of their file name); the rest are unlabeled. A dataset without
+  a source device keeps its own labels: its labeled clips are the labeled set and the clips with an
+  empty label (ICME) the unlabeled set (``labeled_fraction`` is not applied).
 * ``pseudo``: the labeled target set plus the **unlabeled** clips with labels from the starting
   network: its softmax over the (cosine) scores, the confidence ``max p`` min-max normalised over the
   unlabeled clips. ``pseudo_labels: weighted`` (the paper) trains on the arg-max class with the
@@ -80,9 +81,21 @@ class SemiSupervisedSystem(ClassifierSystem):
         if wrong:
             raise ValueError(f"system_options.init_from: {run} has another network ({wrong[0]}: "
                              f"{tuple(state[wrong[0]].shape)} vs {tuple(own[wrong[0]].shape)})")
+        if not self.reset_head:             # the head is kept: its classes must be ours, in our order
+            from ..data.domain import Domain
+            theirs = list(Domain.load(run / "domain.json").classes)
+            if theirs != list(self.domain.classes):
+                raise ValueError(f"system_options.init_from: {run} predicts {theirs}, this stage "
+                                 f"{list(self.domain.classes)}; set system_options.reset_head=true")
         missing, _ = self.net.load_state_dict(state, strict=False)
-        if [k for k in missing if not k.startswith("head.")]:
-            raise ValueError(f"system_options.init_from: {run} lacks {missing[0]}")
+        lacking = [k for k in missing if not k.startswith("head.")]
+        if lacking:
+            raise ValueError(f"system_options.init_from: {run} lacks {lacking[0]}")
+
+    def trained_devices(self) -> tuple[str, ...]:
+        if self.stage == "pretrain" and self.domain.source is not None:
+            return (self.domain.source,)
+        return tuple(self.domain.devices)
 
     def partition(self, split) -> dict[str, np.ndarray]:
         """Row indices of the source, labeled-target and unlabeled clips of the training split."""
@@ -91,7 +104,10 @@ class SemiSupervisedSystem(ClassifierSystem):
         src = self.domain.source_index
         is_source = (split.devices == src) if src >= 0 else np.zeros(len(names), dtype=bool)
         target = np.flatnonzero(labeled & ~is_source)
-        chosen = labeled_subset(target, split.labels, names, self.labeled_fraction) if len(target) else target
+        if src >= 0 and len(target):         # a source device: hide the labels of most target clips
+            chosen = labeled_subset(target, split.labels, names, self.labeled_fraction)
+        else:                                # no source device: the dataset's own labeled / unlabeled parts
+            chosen = target
         unlabeled = np.setdiff1d(np.flatnonzero(~is_source), chosen)
         source = np.flatnonzero(labeled & is_source)
         return {"source": source if len(source) else chosen, "labeled": chosen, "unlabeled": unlabeled}
@@ -155,17 +171,24 @@ class SemiSupervisedSystem(ClassifierSystem):
 
 
 def semi_stages(options: dict, out: Path) -> list[tuple[str, list[str]]]:
-    """The pipeline's stages as (folder name, overrides): pretrain, fine-tuning iterations, pseudo-label rounds."""
+    """The pipeline's stages as (folder name, overrides): pretrain, fine-tuning iterations, pseudo-label rounds.
+
+    A given ``init_from`` (a run pre-trained elsewhere) replaces the pre-training stage.
+    """
     ft, rounds = int(options.get("finetune_iterations", 3)), int(options.get("pseudo_rounds", 1))
     if ft < 0 or rounds < 0:
         raise ValueError("system_options: finetune_iterations and pseudo_rounds must be >= 0")
-    names = ["1-pretrain"] + [f"2-finetune-{i}" for i in range(1, ft + 1)] + [f"3-pseudo-{r}" for r in range(1, rounds + 1)]
-    stages, previous = [], None
+    start = options.get("init_from") or None
+    names = ([] if start else ["1-pretrain"]) + [f"2-finetune-{i}" for i in range(1, ft + 1)] + \
+        [f"3-pseudo-{r}" for r in range(1, rounds + 1)]
+    if not names:
+        raise ValueError("system_options: no stage to run (finetune_iterations and pseudo_rounds are 0)")
+    stages, previous = [], start
     for name in names:
         kind = name.split("-")[1]
         over = [f"system_options.stage={kind}"]
         if previous:
-            over.append(f"system_options.init_from={out / previous}")
+            over.append(f"system_options.init_from={previous if previous == start else out / previous}")
         over.append(f"system_options.reset_head={'true' if kind == 'finetune' else 'false'}")
         stages.append((name, over))
         previous = name
