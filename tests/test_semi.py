@@ -72,3 +72,28 @@ def test_pseudo_stage_weights_are_min_max_normalised_confidences(tiny_benchmark,
     with pytest.raises(ValueError, match="init_from"):
         SYSTEMS.build("semi_supervised", {"stage": "finetune"}, where="system_options", cfg=cfg, domain=domain,
                       data=source)
+
+
+def test_pipeline_on_the_icme_layout_keeps_its_own_labels(tmp_path, shared_dir, capsys):
+    """Real ICME 2024 file names and label file (empty label = unlabeled), audio the test makes."""
+    import shutil
+    from test_datasets import make_icme_audio
+    from sceneshift.cli import main
+    root = tmp_path / "icme"
+    root.mkdir()
+    shutil.copy(shared_dir / "data/metadata/icme2024-cas/ICME2024_ASC_dev_label.csv", root)
+    keep = make_icme_audio(root, per_class=3, unlabeled=6)
+    recipe = tmp_path / "semi.yaml"
+    recipe.write_text("base: baseline\nname: semi_icme\nsystem: semi_supervised\n"
+                      "system_options: {finetune_iterations: 1, pseudo_rounds: 1}\n"
+                      "data: {clip_seconds: 1.0, test_split: validate, dataset_options: {validate_fraction: 0.34}}\n"
+                      "train: {epochs: 1, batch_size: 8, progress: false}\n")
+    assert main(["semi", str(recipe), "--out", str(tmp_path / "out"), "--data", str(root)]) == 0
+    printed = capsys.readouterr().out
+    labeled = sum(1 for _, s in keep if s)
+    # no source device: pre-training uses every labeled training clip, the 6 empty-label clips are pseudo-labeled
+    assert "pseudo-labels: 6 of 6 unlabeled clips" in printed
+    lines = [ln for ln in printed.splitlines() if ln.startswith("pretrain: ")]
+    assert lines and "unlabeled 6" in lines[0] and int(lines[0].split()[1]) < labeled
+    report = json.loads(next((tmp_path / "out" / "3-pseudo-1" / "eval").glob("*/report.json")).read_text())
+    assert report["overall"]["n"] > 0 and "macro_accuracy" in report["overall"]
