@@ -41,6 +41,11 @@ def deltas(x: torch.Tensor, width: int = 9, mode: str = "interp") -> torch.Tenso
     return torch.cat([y[..., :1].expand(*shape[:-1], half), y, y[..., -1:].expand(*shape[:-1], half)], dim=-1)
 
 
+def zscore(x: torch.Tensor) -> torch.Tensor:
+    """Per clip and channel: zero mean, unit standard deviation over (mel bands, frames)."""
+    return (x - x.mean(dim=(-2, -1), keepdim=True)) / (x.std(dim=(-2, -1), keepdim=True) + 1e-5)
+
+
 @FRONTENDS.register("logmel")
 class LogMel(nn.Module):
     """Waveform ``(batch, samples)`` -> log-mel ``(batch, 1 + n_deltas, n_mels, frames)``."""
@@ -93,9 +98,7 @@ class LogMel(nn.Module):
             chans = [c[..., (c.shape[-1] - t) // 2:(c.shape[-1] - t) // 2 + t] for c in chans]
         x = torch.stack(chans, dim=1)
         if self.normalize == "zscore":
-            mean = x.mean(dim=(2, 3), keepdim=True)
-            std = x.std(dim=(2, 3), keepdim=True)
-            x = (x - mean) / (std + 1e-5)
+            x = zscore(x)
         elif self.normalize == "minmax":
             lo = x.amin(dim=(2, 3), keepdim=True)
             hi = x.amax(dim=(2, 3), keepdim=True)

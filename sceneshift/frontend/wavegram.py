@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from . import FRONTENDS
-from .logmel import LogMel
+from .logmel import LogMel, zscore
 
 
 @FRONTENDS.register("logmel_wavegram")
@@ -45,14 +45,10 @@ class LogMelWavegram(nn.Module):
     def channels(self) -> int:
         return 2
 
-    @staticmethod
-    def zscore(x: torch.Tensor) -> torch.Tensor:
-        return (x - x.mean(dim=(-2, -1), keepdim=True)) / (x.std(dim=(-2, -1), keepdim=True) + 1e-5)
-
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         if wave.dim() == 3:
             wave = wave.squeeze(1)
         mel = 10.0 * torch.log10(self.logmel(wave)[:, 0] + 1e-8)            # (B, mels, frames)
         wg = self.wavegram(wave.float()[:, None])                            # (B, mels, frames)
         frames = min(mel.shape[-1], wg.shape[-1])
-        return torch.stack([self.zscore(mel[..., :frames]), self.zscore(wg[..., :frames])], dim=1)
+        return torch.stack([zscore(mel[..., :frames]), zscore(wg[..., :frames])], dim=1)

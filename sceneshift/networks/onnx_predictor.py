@@ -75,7 +75,5 @@ class OnnxPredictor:
         return np.concatenate(out).astype(np.float32) if out else np.zeros((0, len(self.classes)), np.float32)
 
     def probabilities(self, waves: np.ndarray, batch_size: int = 128, rows=None) -> np.ndarray:
-        z = self.logits(waves, batch_size, rows)
-        z = z - z.max(axis=1, keepdims=True)
-        p = np.exp(z)
-        return p / p.sum(axis=1, keepdims=True)
+        from .predictor import softmax
+        return softmax(self.logits(waves, batch_size, rows))

@@ -51,10 +51,14 @@ class RunPredictor:
         return np.concatenate(out) if out else np.zeros((0, len(self.classes)), np.float32)
 
     def probabilities(self, waves: np.ndarray, batch_size: int = 128, rows=None) -> np.ndarray:
-        z = self.logits(waves, batch_size, rows)
-        z = z - z.max(axis=1, keepdims=True)
-        p = np.exp(z)
-        return p / p.sum(axis=1, keepdims=True)
+        return softmax(self.logits(waves, batch_size, rows))
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of logits ``(clips, classes)``, stable for large logits."""
+    z = z - z.max(axis=1, keepdims=True)
+    p = np.exp(z)
+    return p / p.sum(axis=1, keepdims=True)
 
 
 def load_predictor(run: str | Path, device: str | None = None):
