@@ -5,7 +5,8 @@ the mean difference: Student's t over the seeds (with three seeds it is wide, an
 difference is larger than what the seed alone moves), and a paired bootstrap that resamples both
 the seed pairs and the evaluation clips (the same clips for both settings), so it also counts
 how much the choice of test clips moves the difference. The bootstrap reads each run's
-``predictions.csv`` (written by ``sceneshift evaluate``); it is left out where one is missing.
+``predictions.csv`` (written by ``sceneshift evaluate``); it is left out where one is missing. It is
+``sceneshift.evaluation.bootstrap.paired_bootstrap``, the one ``sceneshift compare`` uses.
 
     python benchmarks/paired_seeds.py --a runs/plain-s0 runs/plain-s1 runs/plain-s2 \\
         --b runs/fast-s0 runs/fast-s1 runs/fast-s2 --split urban-mobile-evaluate
@@ -13,12 +14,13 @@ how much the choice of test clips moves the difference. The bootstrap reads each
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 from pathlib import Path
 
 import numpy as np
 from scipy import stats
+
+from sceneshift.evaluation.bootstrap import paired_bootstrap, read_predictions
 
 
 def accuracies(run: Path, split: str) -> dict:
@@ -29,39 +31,16 @@ def accuracies(run: Path, split: str) -> dict:
     return out
 
 
-def correct_by_clip(run: Path, split: str):
-    """``{filename: 1.0 if predicted right else 0.0}`` and ``{filename: device}`` from predictions.csv."""
-    path = run / "eval" / split / "predictions.csv"
-    if not path.is_file():
-        return None
-    with open(path, newline="") as fh:
-        rows = list(csv.DictReader(fh, delimiter="\t"))
-    return {r["filename"]: float(r["predicted"] == r["scene_label"]) for r in rows}, \
-        {r["filename"]: r["device"] for r in rows}
-
-
 def bootstrap(runs_a, runs_b, split: str, groups: dict, n: int = 2000, seed: int = 0) -> dict | None:
     """95 % percentile interval of mean(b − a) per group, resampling seed pairs and clips (paired)."""
-    ca, cb = [correct_by_clip(r, split) for r in runs_a], [correct_by_clip(r, split) for r in runs_b]
+    ca = [read_predictions(r / "eval" / split / "predictions.csv") for r in runs_a]
+    cb = [read_predictions(r / "eval" / split / "predictions.csv") for r in runs_b]
     if any(c is None for c in ca + cb):
         return None
     files = sorted(set.intersection(*[set(c[0]) for c in ca + cb]))
-    device = ca[0][1]
     da = np.array([[c[0][f] for f in files] for c in ca])         # (seeds, clips)
     db = np.array([[c[0][f] for f in files] for c in cb])
-    rng = np.random.default_rng(seed)
-    out = {}
-    for g, devs in {**groups, "overall": None}.items():
-        cols = np.array([i for i, f in enumerate(files) if devs is None or device[f] in devs])
-        if not len(cols):
-            continue
-        diffs = np.empty(n)
-        for k in range(n):
-            s = rng.integers(0, len(da), len(da))
-            c = cols[rng.integers(0, len(cols), len(cols))]
-            diffs[k] = 100 * (db[s][:, c].mean() - da[s][:, c].mean())
-        out[g] = np.percentile(diffs, [2.5, 97.5])
-    return out
+    return paired_bootstrap(da, db, [ca[0][1][f] for f in files], {**groups, "overall": None}, n, seed)
 
 
 def main(argv=None):

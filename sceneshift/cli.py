@@ -151,6 +151,12 @@ def cmd_table1(a):
         print(f"written: {Path(a.out) / 'table1.json'}, {Path(a.out) / 'table1.md'}")
 
 
+def cmd_compare(a):
+    from .evaluation.compare import compare
+    compare(a.runs, data=a.data, split=a.split, out=a.out)
+    print(f"written: {Path(a.out) / 'compare.html'}, {Path(a.out) / 'compare.md'}")
+
+
 def cmd_features(a):
     from .frontend.extract import extract_features
     from .training.recipe import resolve
@@ -174,11 +180,15 @@ def cmd_augment(a):
 def cmd_export(a):
     from .export.onnx import export_onnx
     r = export_onnx(a.run, out=a.out, int8=a.int8, frontend=a.frontend, calibration_clips=a.calibration_clips,
-                    data=a.data)
+                    data=a.data, qat=a.qat)
     length = "dynamic batch and length" if r["dynamic_length"] else "dynamic batch, the run's clip length"
     print(f"written {r['file']} ({r['bytes'] / 1024:.0f} kB; {r['input']} in, logits out; {length}); "
           f"fp32 ONNX vs PyTorch: largest logit difference {r['fp32_max_difference']:.1e}")
-    if a.int8:
+    if a.qat is not None:
+        print(f"QAT: {r['qat_epochs']} epoch(s), selected epoch {r['qat_selected_epoch']} on validation accuracy "
+              f"(simulated int8, per epoch from 0 = untuned: "
+              f"{', '.join(f'{100 * v:.1f}' for v in r['qat_val_acc'])} %); fp32 weights in {r['qat_weights']}")
+    if a.int8 or a.qat is not None:
         print(f"int8 (calibrated on {r['calibration_clips']} training clips) vs fp32 on {r['compared_clips']} "
               f"validation clips: same decision on "
               f"{100 * r['int8_agreement']:.1f} %, largest logit difference {r['int8_max_logit_difference']:.2f}; "
@@ -195,6 +205,22 @@ def cmd_list(a):
     else:
         from .training.recipe import list_recipes
         print("\n".join(list_recipes()))
+
+
+def cmd_devices(a):
+    from .data.simulate import simulate
+    s = simulate(a.source, a.irs, a.out, devices=a.devices, unseen=a.unseen, seed=a.seed, seen_share=a.seen_share,
+                 segment_seconds=a.segment_seconds, sample_rate=a.sample_rate,
+                 validate_fraction=a.validate_fraction, evaluate_fraction=a.evaluate_fraction,
+                 warn=lambda m: print(f"sceneshift: warning: {m}", file=sys.stderr))
+    for part in ("train", "validate", "evaluate"):
+        print(f"{part:<9} {s[part]['clips']:>6} clips  " + "  ".join(f"{d} {n}" for d, n in s[part]["per_device"].items()))
+    print(f"written {a.out} ({s['benchmark_version']}, seed {a.seed}; devices in devices.json); "
+          f"train on it with `sceneshift train RECIPE --data {a.out}`")
+    if s["skipped"]:
+        print(f"sceneshift: {len(s['skipped'])} file(s) skipped; listed in {Path(a.out) / 'summary.json'} (skipped)",
+              file=sys.stderr)
+    return EXIT_SKIPPED if s["skipped"] else EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -263,6 +289,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="folder for table1.json and table1.md")
     p.set_defaults(fn=cmd_table1)
 
+    p = sub.add_parser("compare", help="runs side by side: accuracy per device and group, paired bootstrap "
+                                       "intervals against the first run, complexity, recipe differences")
+    p.add_argument("runs", nargs="+", metavar="RUN_OR_SYSTEM", help="run folders, system files or .onnx files; "
+                                                                    "the first is the reference")
+    _common_data(p)
+    p.add_argument("--split", default="evaluate", help="runs without a report for it are evaluated first")
+    p.add_argument("--out", required=True, help="folder for compare.html and compare.md")
+    p.set_defaults(fn=cmd_compare)
+
     p = sub.add_parser("features", help="precomputed features (folder of per-clip .npy arrays)")
     fsub = p.add_subparsers(dest="action", required=True)
     f = fsub.add_parser("extract", help="write a recipe's front-end features of a dataset as a feature folder")
@@ -300,6 +335,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frontend", choices=["included", "excluded"], default="included",
                    help="included: waveform in (default); excluded: log-mel in, faster in onnxruntime")
     p.add_argument("--calibration-clips", type=int, default=256, help="--int8: training clips that set activation ranges")
+    p.add_argument("--qat", type=int, metavar="EPOCHS", help="implies --int8: quantisation-aware fine-tuning for EPOCHS "
+                   "epochs first (the run's recipe and training split, selected on validation accuracy; weights "
+                   "in RUN/model-qat.pt, model.pt untouched); default output RUN/model.qat.int8.onnx")
     p.add_argument("--out", help="output file (default RUN/model.onnx or RUN/model.int8.onnx)")
     _common_data(p)
     p.set_defaults(fn=cmd_export)
@@ -310,6 +348,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--recipe", action="append", help="models: cost of this recipe's classifier (repeatable)")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="--recipe: overrides (model.norm=batch ...)")
     p.set_defaults(fn=cmd_list)
+
+    p = sub.add_parser("devices", help="device simulation for your own labelled recordings")
+    dsub = p.add_subparsers(dest="action", required=True)
+    d = dsub.add_parser("simulate", help="turn labelled recordings into a device-shift dataset in the TAU 2020 "
+                                         "Mobile layout (source a, seen and unseen simulated devices; docs/simulate.md)")
+    d.add_argument("--source", required=True, help="folder of class folders (SRC/<scene>/[<location>/]<file>) or a "
+                                                   "CSV file filename,scene_label[,location]")
+    d.add_argument("--irs", required=True, help="folder of microphone impulse responses (.wav/.flac), one per device")
+    d.add_argument("--out", required=True, help="new dataset folder (must not exist or be empty)")
+    d.add_argument("--devices", type=int, default=5, help="seen devices s1..sN (default 5)")
+    d.add_argument("--unseen", type=int, default=3, help="unseen devices, in evaluate only (default 3)")
+    d.add_argument("--seed", type=int, default=0, help="draws every device chain and the seen devices' clips")
+    d.add_argument("--seen-share", type=float, default=0.075,
+                   help="share of training clips each seen device also records (default 0.075, as TAU 2020)")
+    d.add_argument("--segment-seconds", type=float, default=10.0, help="clip length (default 10; 0: whole files)")
+    d.add_argument("--sample-rate", type=int, default=16000)
+    d.add_argument("--validate-fraction", type=float, default=0.15, help="of each scene's recording locations")
+    d.add_argument("--evaluate-fraction", type=float, default=0.25, help="of each scene's recording locations")
+    d.set_defaults(fn=cmd_devices)
 
     from .data.download import add_parser as add_datasets_parser      # sceneshift datasets list|download|verify
     add_datasets_parser(sub)

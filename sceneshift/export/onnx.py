@@ -18,6 +18,11 @@ weights, int8 activations) of the convolutions and dense layers only (the front 
 mel product stay float); activation ranges are calibrated on ``calibration_clips`` clips of the
 run's training split. The fp32 and int8 decisions are compared on as many validation clips (not
 used for calibration) and reported; ``sceneshift evaluate`` on the int8 file gives its accuracy.
+
+``--qat EPOCHS`` (implies ``--int8``): quantisation-aware fine-tuning first (export/qat.py): the
+run's network is trained for EPOCHS more epochs with that int8 scheme simulated, selected on
+validation accuracy, saved as ``RUN/model-qat.pt`` (``model.pt`` is left alone), and the int8 file
+(default ``RUN/model.qat.int8.onnx``) is quantised, as above, from those weights.
 """
 from __future__ import annotations
 
@@ -33,7 +38,7 @@ from torch import nn
 
 from ..data.splits import DataSource, iter_batches
 from ..io import atomic_path
-from ..networks.predictor import RunPredictor
+from ..networks.predictor import RunPredictor, load_weights
 
 TOLERANCE = 1e-4          # largest |fp32 ONNX - PyTorch| logit difference accepted
 
@@ -112,8 +117,13 @@ def calibration_waves(run: RunPredictor, clips: int, data: str | Path | None, sp
 
 
 def export_onnx(run_dir: str | Path, out: str | Path | None = None, int8: bool = False, frontend: str = "included",
-                calibration_clips: int = 256, data: str | Path | None = None, opset: int = 18, log=print) -> dict:
-    """Write ``out`` (default ``RUN/model.onnx`` or ``model.int8.onnx``); return what was written and measured."""
+                calibration_clips: int = 256, data: str | Path | None = None, opset: int = 18, log=print,
+                qat: int | None = None, qat_lr: float | None = None) -> dict:
+    """Write ``out`` (default ``RUN/model.onnx``, ``model.int8.onnx`` or with ``qat`` epochs of quantisation-aware
+    fine-tuning ``model.qat.int8.onnx``); return what was written and measured."""
+    if qat is not None:
+        from .qat import check_epochs
+        qat, int8 = check_epochs(qat), True
     if frontend not in ("included", "excluded"):
         raise ValueError(f"--frontend must be 'included' or 'excluded', got {frontend!r}")
     run_dir = Path(run_dir)
@@ -129,6 +139,12 @@ def export_onnx(run_dir: str | Path, out: str | Path | None = None, int8: bool =
                          "(its weights would be lost): export it with --frontend included")
     module = net if frontend == "included" else _Features(net)
     n = run.n_samples
+    result, waves = {}, calibration_waves(run, calibration_clips, data, log=log) if int8 else None
+    if qat:
+        from .qat import quantisation_aware_finetune
+        tuned = quantisation_aware_finetune(run_dir, qat, waves, data=data, lr=qat_lr, log=log)
+        net.load_state_dict(load_weights(tuned["qat_weights"]))
+        result.update(tuned)
 
     def make_input(length: int, batch: int = 2) -> torch.Tensor:
         wave = 0.1 * torch.randn(batch, length, generator=torch.Generator().manual_seed(length))
@@ -137,9 +153,9 @@ def export_onnx(run_dir: str | Path, out: str | Path | None = None, int8: bool =
         with torch.inference_mode():
             return net.frontend(wave)
 
-    out = Path(out) if out else run_dir / ("model.int8.onnx" if int8 else "model.onnx")
+    out = Path(out) if out else run_dir / ("model.qat.int8.onnx" if qat else "model.int8.onnx" if int8 else "model.onnx")
     out.parent.mkdir(parents=True, exist_ok=True)
-    result = {"file": str(out), "input": "waveform" if frontend == "included" else "features"}
+    result.update({"file": str(out), "input": "waveform" if frontend == "included" else "features"})
     with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
         fp32 = Path(tmp) / "fp32.onnx"
         checks = [make_input(n), make_input(n * 3 // 4, 3), make_input(n * 2, 1)]
@@ -158,7 +174,6 @@ def export_onnx(run_dir: str | Path, out: str | Path | None = None, int8: bool =
         final = fp32
         if int8:
             final = Path(tmp) / "int8.onnx"
-            waves = calibration_waves(run, calibration_clips, data, log=log)
             inputs = [x.numpy() for x in _inputs_of(net, waves, frontend)]
             quantize_int8(fp32, final, inputs, Path(tmp))
             held_out = calibration_waves(run, calibration_clips, data, "val_split", log=log)   # not calibrated on
@@ -168,6 +183,8 @@ def export_onnx(run_dir: str | Path, out: str | Path | None = None, int8: bool =
                 "input": result["input"], "precision": "int8" if int8 else "fp32",
                 "fixed_length": "true" if fixed else "false", "sample_rate": str(run.sample_rate),
                 "clip_samples": str(n), "sceneshift_version": _sceneshift_version()}
+        if qat:
+            meta["qat"] = json.dumps({k: v for k, v in result.items() if k.startswith("qat_") and k != "qat_weights"})
         _set_metadata(final, meta)
         with atomic_path(out) as tmp_out:
             os.replace(final, tmp_out)

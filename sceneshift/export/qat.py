@@ -1,0 +1,266 @@
+"""Quantisation-aware fine-tuning before the int8 export (``sceneshift export RUN --int8 --qat EPOCHS``).
+
+Why: post-training int8 quantisation rounds weights the network was never trained to tolerate;
+a few epochs of training with that rounding simulated in the forward pass (fake quantisation,
+straight-through gradients) let the weights settle where rounding costs least.
+
+What is simulated is exactly the scheme onnxruntime's static quantiser applies at export
+(``onnx.quantize_int8``), and only where it applies it, so nothing is trained that the int8 file
+does not do:
+
+* the weights of every convolution and of every dense layer on a 2-D input (the ops ONNX exports
+  as Conv and Gemm, the only ones quantised): int8 per output channel, symmetric, [-127, 127],
+  scale = max |w| / 127, recomputed from the current weights at every step;
+* a batch norm that directly takes a convolution's output is folded into it first, as the ONNX
+  exporter does, and the folded weight is what gets rounded; its running statistics are frozen
+  during fine-tuning (its scale and shift still learn), so the fold is exact;
+* the input and output of each of those layers: int8 per tensor, asymmetric, [-128, 127], with
+  the range (zero included) that onnxruntime's min/max calibration would measure: the fp32 network's
+  global min/max over the same training clips (``calibration``), re-measured with the current weights
+  before every validation, so each validated model is the int8 model the export would write.
+  The ranges are not learned; the export's own calibration sets the int8 file's activation scales.
+
+Not simulated: int32 bias rounding (scale = input scale x weight scale, negligible) and batch norms
+that are not folded (they stay float in the int8 file too).
+
+Training: the run's own system, recipe (augmentations, loss, optimiser, weight decay, batch size) and
+training split, from the run's ``model.pt``; the learning rate is the recipe's / 10 unless given,
+cosine-decayed over the QAT epochs without warm-up. Selection: validation accuracy of the simulated
+int8 model after each epoch and before the first (epoch 0, the untuned weights); the evaluation split
+is never read. The selected weights go to ``RUN/model-qat.pt`` (the run's ``model.pt`` is never
+written); they are plain fp32 weights of the run's network, in its state-dict format.
+
+Why not ``torch.ao.quantization`` (``prepare_qat_fx``): deprecated in torch 2.13 ("will be removed"),
+its defaults (unsigned 8-bit activations with reduced range) differ from onnxruntime's, and FX tracing
+fails on several backbones here (mini_segnet, mobilefacenet, resnet_fsplit). onnxruntime training is
+not installed. The core fake-quantisation ops used here are plain torch operators.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..data.splits import DataSource, iter_batches
+from ..io import atomic_torch_save
+from ..networks.predictor import load_run_config, load_weights
+
+WEIGHT_QMAX = 127              # onnxruntime: symmetric int8 weights use [-127, 127]
+ACT_QMIN, ACT_QMAX = -128, 127
+LR_FACTOR = 0.1                # default QAT learning rate: the recipe's times this
+_BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
+
+
+def check_epochs(epochs) -> int:
+    if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
+        raise ValueError(f"--qat: the number of quantisation-aware fine-tuning epochs must be a whole number "
+                         f">= 1, got {epochs!r}")
+    return int(epochs)
+
+
+class _Range:
+    """One activation tensor's int8 range: observed (global min/max) in calibration, applied in ``quant`` mode."""
+
+    def __init__(self):
+        self.lo = self.hi = None
+
+    def __call__(self, x: torch.Tensor, mode: str) -> torch.Tensor:
+        if mode == "observe":
+            lo, hi = float(x.detach().min()), float(x.detach().max())
+            self.lo = lo if self.lo is None else min(self.lo, lo)
+            self.hi = hi if self.hi is None else max(self.hi, hi)
+            return x
+        if mode != "quant" or self.lo is None:
+            return x
+        lo, hi = min(self.lo, 0.0), max(self.hi, 0.0)          # as onnxruntime: the range holds zero
+        if hi == lo:
+            return x
+        scale = (hi - lo) / (ACT_QMAX - ACT_QMIN)
+        zero = int(min(ACT_QMAX, max(ACT_QMIN, round(ACT_QMIN - lo / scale))))
+        return torch.fake_quantize_per_tensor_affine(x, scale, zero, ACT_QMIN, ACT_QMAX)
+
+
+def fake_quantize_weight(w: torch.Tensor) -> torch.Tensor:
+    """Per-output-channel symmetric int8 rounding (straight-through gradient), onnxruntime's weight scheme."""
+    peak = w.detach().abs().flatten(1).amax(1).float()
+    scale = torch.where(peak > 0, peak / WEIGHT_QMAX, torch.ones_like(peak))
+    return torch.fake_quantize_per_channel_affine(w, scale, torch.zeros_like(scale, dtype=torch.int32), 0,
+                                                  -WEIGHT_QMAX, WEIGHT_QMAX)
+
+
+class FakeQuantization:
+    """Fake int8 quantisation put into a network in place, by overriding the ``forward`` of its conv and dense
+    layers (and of folded batch norms) per instance: the module tree and state-dict keys stay as they are, so
+    the optimiser, the training system and ``model.pt``'s format are untouched. :meth:`remove` undoes it.
+
+    ``mode``: ``"quant"`` (simulate int8), ``"observe"`` (fp32, record activation ranges) or ``"off"``.
+    """
+
+    def __init__(self, net: nn.Module, example: torch.Tensor):
+        self.mode = "off"
+        self.layers = [m for m in net.modules() if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Linear))]
+        self.folded = self._conv_bn_pairs(net, example)
+        self.ranges = {id(m): (_Range(), _Range()) for m in self.layers}
+        for m in self.layers:
+            m.forward = self._forward_of(m, self.folded.get(id(m)))
+        for bn in self.folded.values():
+            bn.forward = _identity
+
+    @staticmethod
+    def _conv_bn_pairs(net: nn.Module, example: torch.Tensor) -> dict:
+        """{id(conv): bn} for each batch norm whose input is a convolution's output, unmodified (one pass)."""
+        made, pairs, hooks = {}, {}, []
+
+        def after_conv(conv, _, out):
+            made[id(out)] = (conv, out, out._version)
+
+        def before_bn(bn, args):
+            x = args[0]
+            hit = made.get(id(x))
+            if hit and hit[1] is x and x._version == hit[2] and bn.track_running_stats and \
+                    bn.running_var is not None and bn.num_features == hit[0].out_channels:
+                pairs.setdefault(id(hit[0]), []).append(bn)
+
+        for m in net.modules():
+            if isinstance(m, (nn.Conv1d, nn.Conv2d)):
+                hooks.append(m.register_forward_hook(after_conv))
+            elif type(m) in _BATCH_NORMS:       # exactly: a subclass may normalise otherwise
+                hooks.append(m.register_forward_pre_hook(before_bn))
+        was = net.training
+        try:
+            net.eval()
+            with torch.no_grad():
+                net(example.to(next(net.parameters()).device))
+        finally:
+            net.train(was)
+            for h in hooks:
+                h.remove()
+        return {k: v[0] for k, v in pairs.items() if len(v) == 1}     # a conv feeding two norms: not folded
+
+    def _forward_of(self, m: nn.Module, bn: nn.Module | None):
+        ranges = self.ranges[id(m)]
+
+        def forward(x):
+            if isinstance(m, nn.Linear) and x.dim() != 2:      # exported as MatMul: stays float in onnxruntime
+                return nn.Linear.forward(m, x)
+            x = ranges[0](x, self.mode)
+            w, b = m.weight, m.bias
+            if bn is not None:
+                k = torch.rsqrt(bn.running_var + bn.eps)
+                if bn.weight is not None:
+                    k = k * bn.weight
+                shift = -bn.running_mean * k + (bn.bias if bn.bias is not None else 0.0)
+                w = w * k.reshape(-1, *[1] * (w.dim() - 1))
+                b = shift if b is None else b * k + shift
+            if self.mode == "quant":
+                w = fake_quantize_weight(w)
+            y = nn.functional.linear(x, w, b) if isinstance(m, nn.Linear) else m._conv_forward(x, w, b)
+            return ranges[1](y, self.mode)
+
+        return forward
+
+    def calibrate(self, net: nn.Module, waves: np.ndarray, batch_size: int = 32):
+        """Activation ranges as onnxruntime's min/max calibration measures them: fp32 network, eval mode."""
+        for r in self.ranges.values():
+            r[0].lo = r[0].hi = r[1].lo = r[1].hi = None
+        was, device = net.training, next(net.parameters()).device
+        self.mode = "observe"
+        try:
+            net.eval()
+            with torch.no_grad():
+                for x in iter_batches(waves, batch_size, device=device):
+                    net(x)
+        finally:
+            self.mode = "quant"
+            net.train(was)
+
+    def remove(self):
+        self.mode = "off"
+        for m in [*self.layers, *self.folded.values()]:
+            m.__dict__.pop("forward", None)
+
+
+def _identity(x):
+    return x
+
+
+def _qat_callback(fq: FakeQuantization, waves: np.ndarray, log):
+    import lightning as L
+
+    class SelectOnValidation(L.Callback):
+        """Before each validation: ranges as the export will set them; after it: keep the best weights."""
+
+        def __init__(self):
+            self.accuracy, self.best, self.state = [], -math.inf, None
+
+        def on_validation_start(self, trainer, pl_module):
+            fq.calibrate(pl_module.net, waves)
+
+        def on_validation_end(self, trainer, pl_module):
+            acc = float(trainer.callback_metrics["val/acc"])
+            log(f"QAT epoch {len(self.accuracy)}: validation accuracy of the simulated int8 model {100 * acc:.1f} %")
+            if acc > self.best:
+                self.best = acc
+                self.state = {k: v.detach().cpu().clone() for k, v in pl_module.net.state_dict().items()}
+            self.accuracy.append(acc)
+
+    return SelectOnValidation()
+
+
+def quantisation_aware_finetune(run_dir: str | Path, epochs: int, calibration: np.ndarray,
+                                data: str | Path | None = None, lr: float | None = None, log=print) -> dict:
+    """Fine-tune the run's network for ``epochs`` epochs with fake int8 quantisation; write ``RUN/model-qat.pt``.
+
+    ``calibration``: the training clips (waveforms) whose fp32 activation ranges set the simulated ones (the
+    export calibrates onnxruntime on the same clips). Returns the weights file and what was measured.
+    """
+    import lightning as L
+    from ..training import SYSTEMS
+    from ..training.guards import RunGuard
+    from ..training.run import _quiet_lightning
+
+    epochs = check_epochs(epochs)
+    run_dir = Path(run_dir)
+    cfg, domain = load_run_config(run_dir)
+    cfg = copy.deepcopy(cfg)
+    if data:
+        cfg["data"]["root"] = str(Path(data).resolve())
+    t = cfg["train"]
+    lr = float(lr) if lr is not None else LR_FACTOR * float(t["lr"])
+    if not lr > 0 or not math.isfinite(lr):
+        raise ValueError(f"--qat: the learning rate must be a positive number, got {lr!r}")
+    t.update(epochs=epochs, lr=lr, scheduler="cosine", warmup_epochs=0)
+    _quiet_lightning()
+    source = DataSource(cfg["data"], domain, log=log)
+    system = SYSTEMS.build(cfg["system"], cfg["system_options"], where="system_options", cfg=cfg, domain=domain,
+                           data=source)
+    if "val/acc" not in getattr(system, "monitors", ()):
+        raise ValueError(f"{run_dir}: --qat selects on validation accuracy; system {cfg['system']!r} logs none")
+    system.net.load_state_dict(load_weights(run_dir / "model.pt"))
+    fq = FakeQuantization(system.net, torch.as_tensor(calibration[:2]))
+    select = _qat_callback(fq, calibration, log)
+    log(f"QAT: {epochs} epoch(s) at learning rate {lr:.3g} (cosine), {len(fq.layers)} layers int8, "
+        f"{len(fq.folded)} batch norms folded")
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            trainer = L.Trainer(max_epochs=epochs, default_root_dir=tmp, logger=False, enable_checkpointing=False,
+                                callbacks=[RunGuard(t["seed"]), select], enable_progress_bar=False,
+                                enable_model_summary=False, num_sanity_val_steps=0, precision="32-true",
+                                limit_train_batches=t.get("limit_train_batches") or 1.0, deterministic=False,
+                                devices=1)
+            trainer.validate(system, verbose=False)        # epoch 0: the untuned weights, int8-simulated
+            trainer.fit(system)
+    finally:
+        fq.remove()
+    best = int(np.argmax(select.accuracy))
+    weights = run_dir / "model-qat.pt"
+    atomic_torch_save(select.state, weights)
+    log(f"QAT: selected epoch {best} of {epochs} (validation accuracy {100 * select.accuracy[best]:.1f} %"
+        f"{'; no epoch improved on the untuned weights, which are kept' if best == 0 else ''}); weights in {weights}")
+    return {"qat_weights": str(weights), "qat_epochs": epochs, "qat_lr": lr, "qat_selected_epoch": best,
+            "qat_val_acc": select.accuracy, "qat_layers": len(fq.layers), "qat_folded_batch_norms": len(fq.folded)}
