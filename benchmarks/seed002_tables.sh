@@ -5,6 +5,8 @@
 # of the key comparison, then the rest), two at a time with one thread each; a job is claimed by
 # creating OUT/<job>.claim, so the script can be rerun (finished runs are kept, claimed ones skipped:
 # delete a stale .claim after a crash). Usage: bash benchmarks/seed002_tables.sh [OUT=runs/seed002]
+# Environment: LANES (parallel jobs, default 2); ONLY="rfn-s0 mixup0.3-s0 ..." runs only those jobs
+# (another instance started later joins the same queue).
 set -euo pipefail
 OUT=${1:-runs/seed002}
 mkdir -p "$OUT"
@@ -22,12 +24,13 @@ worker() {
     local name=$1 seed=$2; shift 2
     local run="$OUT/$name-s$seed"
     [ -f "$run/summary.json" ] && continue
+    [ -n "${ONLY:-}" ] && [[ " $ONLY " != *" $name-s$seed "* ]] && continue
     mkdir "$run.claim" 2>/dev/null || continue
     sceneshift run seed002 --out "$run" train.seed="$seed" train.progress=false train.threads=1 \
         model.event_block=false "$@" > "$run.log" 2>&1 || echo "failed: $run (see $run.log)"
   done
 }
-worker & worker & wait
+for _ in $(seq "${LANES:-2}"); do worker & done; wait
 rows=()
 for name in bn in mixup0.1 mixup0.3 mixup0.5 mixup0.1-event resnorm rfn; do
   runs=$(ls -d "$OUT/$name"-s[0-9] 2>/dev/null | while read -r r; do [ -f "$r/summary.json" ] && echo "$r"; done | paste -sd,)

@@ -24,6 +24,10 @@ def test_stages_chain_their_weights(tmp_path):
     assert [n for n, _ in stages] == ["1-pretrain", "2-finetune-1", "2-finetune-2", "3-pseudo-1"]
     assert f"system_options.init_from={tmp_path / '2-finetune-2'}" in stages[3][1]
     assert "system_options.reset_head=true" in stages[1][1] and "system_options.reset_head=false" in stages[3][1]
+    assert not any(o.startswith("train.epochs=") for _, over in stages for o in over)
+    timed = dict(semi_stages({"finetune_iterations": 1, "finetune_epochs": 4, "pseudo_epochs": 6}, tmp_path))
+    assert "train.epochs=4" in timed["2-finetune-1"] and "train.epochs=6" in timed["3-pseudo-1"]
+    assert not any(o.startswith("train.epochs=") for o in timed["1-pretrain"])
 
 
 def test_pipeline_end_to_end_resumable(tiny_benchmark, tmp_path, capsys):

@@ -55,7 +55,10 @@ class SemiSupervisedSystem(ClassifierSystem):
     def __init__(self, cfg: dict, domain, data, stage: Literal["pretrain", "finetune", "pseudo"] = "pretrain",
                  init_from: str = "", reset_head: bool = False, labeled_fraction: float = 0.2,
                  pseudo_labels: Literal["weighted", "hard", "soft"] = "weighted", threshold: float = 0.0,
-                 finetune_iterations: int = 3, pseudo_rounds: int = 1):
+                 finetune_iterations: int = 3, pseudo_rounds: int = 1, finetune_epochs: int = 0,
+                 pseudo_epochs: int = 0):
+        if finetune_epochs < 0 or pseudo_epochs < 0:
+            raise ValueError("system_options: finetune_epochs and pseudo_epochs must be >= 0 (0: train.epochs)")
         if not 0 < labeled_fraction <= 1 or not 0 <= threshold < 1:
             raise ValueError(f"system_options: labeled_fraction in (0, 1] and threshold in [0, 1) "
                              f"(got {labeled_fraction}, {threshold})")
@@ -175,6 +178,8 @@ def semi_stages(options: dict, out: Path) -> list[tuple[str, list[str]]]:
     """The pipeline's stages as (folder name, overrides): pretrain, fine-tuning iterations, pseudo-label rounds.
 
     A given ``init_from`` (a run pre-trained elsewhere) replaces the pre-training stage.
+    ``finetune_epochs`` / ``pseudo_epochs`` (0: ``train.epochs``) give those stages their own length:
+    a fine-tuning set is a fifth of the target clips, so its epochs are short and it needs fewer.
     """
     ft, rounds = int(options.get("finetune_iterations", 3)), int(options.get("pseudo_rounds", 1))
     if ft < 0 or rounds < 0:
@@ -191,6 +196,9 @@ def semi_stages(options: dict, out: Path) -> list[tuple[str, list[str]]]:
         if previous:
             over.append(f"system_options.init_from={previous if previous == start else out / previous}")
         over.append(f"system_options.reset_head={'true' if kind == 'finetune' else 'false'}")
+        epochs = int(options.get(f"{kind}_epochs", 0) or 0)
+        if epochs:
+            over.append(f"train.epochs={epochs}")
         stages.append((name, over))
         previous = name
     return stages
