@@ -4,10 +4,11 @@
 # confidence-weighted pseudo-labels; the hard and thresholded (0.5) pseudo-label variants from the
 # same fine-tuned network; the all-labels upper bound (the same network trained as a plain
 # classifier on every labeled training clip). Fine-tuning and pseudo-label stages run 15 epochs.
-# Rerunning keeps finished stages and resumes interrupted ones.
+# Rerunning keeps evaluated runs and resumes interrupted ones (benchmarks/_jobs.sh).
 #   bash benchmarks/seed001_results.sh kaggle [OUT=runs/seed001] [OVERRIDES...]   # seed001_kaggle, upper: baseline
 #   bash benchmarks/seed001_results.sh mfn    [OUT=runs/seed001] [OVERRIDES...]   # seed001, upper: seed001_pretrain
 set -euo pipefail
+source "$(dirname "$0")/_jobs.sh"
 NET=${1:?kaggle or mfn}; OUT=${2:-runs/seed001}; shift 2 || shift $#
 case "$NET" in
   kaggle) RECIPE=seed001_kaggle; UPPER=baseline ;;
@@ -18,19 +19,15 @@ COMMON=(train.progress=false "$@")
 mkdir -p "$OUT"
 sceneshift semi "$RECIPE" --out "$OUT/$NET" "${COMMON[@]}" system_options.finetune_epochs=15 \
     system_options.pseudo_epochs=15 > "$OUT/$NET.log" 2>&1 || echo "failed: $OUT/$NET (see $OUT/$NET.log)"
-start="$OUT/$NET/2-finetune-3"
+start=$(ls -d "$OUT/$NET"/2-finetune-* 2>/dev/null | sort -V | tail -n 1 || true)   # the last fine-tuning stage
 for v in "hard system_options.pseudo_labels=hard" "threshold0.5 system_options.threshold=0.5"; do
-  set -- $v; run="$OUT/$NET/3-pseudo-$1"
-  [ -f "$run/summary.json" ] || sceneshift train "$RECIPE" --out "$run" "${COMMON[@]}" train.epochs=15 \
-      system_options.stage=pseudo system_options.init_from="$start" system_options.reset_head=false "$2" \
-      > "$run.log" 2>&1 || echo "failed: $run (see $run.log)"
+  set -- $v
+  [ -n "$start" ] && train_job "$OUT/$NET/3-pseudo-$1" "$RECIPE" "${COMMON[@]}" train.epochs=15 \
+      system_options.stage=pseudo system_options.init_from="$start" system_options.reset_head=false "$2" || true
 done
-upper="$OUT/$NET-all-labels"
-[ -f "$upper/summary.json" ] || sceneshift train "$UPPER" --out "$upper" "${COMMON[@]}" > "$upper.log" 2>&1 \
-    || echo "failed: $upper (see $upper.log)"
+train_job "$OUT/$NET-all-labels" "$UPPER" "${COMMON[@]}" || true
 rows=()
-for stage in 1-pretrain 2-finetune-1 2-finetune-3 3-pseudo-1 3-pseudo-hard 3-pseudo-threshold0.5; do
-  [ -f "$OUT/$NET/$stage/summary.json" ] && rows+=("$NET $stage=$OUT/$NET/$stage")
+for stage in "$OUT/$NET"/[123]-* "$OUT/$NET-all-labels"; do
+  [ -n "$(evaluated "$stage")" ] && rows+=("$NET $(basename "$stage")=$stage")
 done
-[ -f "$upper/summary.json" ] && rows+=("$NET all labels=$upper")
-python benchmarks/group_table.py "${rows[@]}" | tee "$OUT/$NET-table.md"
+[ ${#rows[@]} -gt 0 ] && python benchmarks/group_table.py "${rows[@]}" | tee "$OUT/$NET-table.md"

@@ -3,11 +3,13 @@
 # normalisation rows x three seeds, MixupNorm lambda, the event block; then the per-group table and
 # the paired MixupNorm - BN comparison. Jobs run in priority order (every row once, then the seeds
 # of the key comparison, then the rest), two at a time with one thread each; a job is claimed by
-# creating OUT/<job>.claim, so the script can be rerun (finished runs are kept, claimed ones skipped:
-# delete a stale .claim after a crash). Usage: bash benchmarks/seed002_tables.sh [OUT=runs/seed002]
+# creating OUT/<job>.claim while it runs, so the script can be rerun or run twice at once (evaluated
+# runs are kept, interrupted ones resumed, claimed ones skipped: delete a stale .claim after a
+# crash). Usage: bash benchmarks/seed002_tables.sh [OUT=runs/seed002]
 # Environment: LANES (parallel jobs, default 2); ONLY="rfn-s0 mixup0.3-s0 ..." runs only those jobs
 # (another instance started later joins the same queue).
 set -euo pipefail
+source "$(dirname "$0")/_jobs.sh"
 OUT=${1:-runs/seed002}
 mkdir -p "$OUT"
 JOBS=(
@@ -23,18 +25,22 @@ worker() {
     set -- $job
     local name=$1 seed=$2; shift 2
     local run="$OUT/$name-s$seed"
-    [ -f "$run/summary.json" ] && continue
+    compgen -G "$run/eval/*/report.json" > /dev/null && continue
     [ -n "${ONLY:-}" ] && [[ " $ONLY " != *" $name-s$seed "* ]] && continue
     mkdir "$run.claim" 2>/dev/null || continue
-    sceneshift run seed002 --out "$run" train.seed="$seed" train.progress=false train.threads=1 \
-        model.event_block=false "$@" > "$run.log" 2>&1 || echo "failed: $run (see $run.log)"
+    train_job "$run" seed002 train.seed="$seed" train.progress=false train.threads=1 \
+        model.event_block=false "$@" || true
+    rmdir "$run.claim"
   done
 }
 for _ in $(seq "${LANES:-2}"); do worker & done; wait
 rows=()
 for name in bn in mixup0.1 mixup0.3 mixup0.5 mixup0.1-event resnorm rfn; do
-  runs=$(ls -d "$OUT/$name"-s[0-9] 2>/dev/null | while read -r r; do [ -f "$r/summary.json" ] && echo "$r"; done | paste -sd,)
+  runs=$(evaluated "$OUT/$name"-s{0,1,2})
   [ -n "$runs" ] && rows+=("$name=$runs")
 done
-python benchmarks/group_table.py "${rows[@]}" | tee "$OUT/table.md"
-python benchmarks/paired_seeds.py --a "$OUT"/bn-s{0,1,2} --b "$OUT"/mixup0.1-s{0,1,2} --names BN MixupNorm
+[ ${#rows[@]} -gt 0 ] && python benchmarks/group_table.py "${rows[@]}" | tee "$OUT/table.md"
+bn=$(evaluated "$OUT"/bn-s{0,1,2}); mix=$(evaluated "$OUT"/mixup0.1-s{0,1,2})
+if [ "${bn//[^,]}" = ",," ] && [ "${mix//[^,]}" = ",," ]; then
+  python benchmarks/paired_seeds.py --a "$OUT"/bn-s{0,1,2} --b "$OUT"/mixup0.1-s{0,1,2} --names BN MixupNorm
+fi

@@ -1,0 +1,24 @@
+# Sourced by the benchmark job scripts: one way to bring a run folder to "evaluated", whatever state
+# an earlier, interrupted invocation left it in.
+#   train_job RUN RECIPE [OVERRIDES...]   -> RUN/eval/*/report.json; log in RUN.log; 1 if it failed
+# Evaluated: kept. Trained or checkpointed (summary.json / last.ckpt): `sceneshift train --resume`
+# (which only evaluates a finished run). A folder that failed before its first checkpoint is reused
+# by a fresh `sceneshift train`. Anything else: a fresh run.
+train_job() {
+  local run=$1 recipe=$2; shift 2
+  compgen -G "$run/eval/*/report.json" > /dev/null && return 0
+  if [ -f "$run/summary.json" ] || [ -f "$run/checkpoints/last.ckpt" ]; then
+    sceneshift train --resume --out "$run" >> "$run.log" 2>&1 && return 0
+  else
+    sceneshift train "$recipe" --out "$run" "$@" > "$run.log" 2>&1 && return 0
+  fi
+  echo "failed: $run (see $run.log)" >&2
+  return 1
+}
+
+# evaluated RUN...: the given runs that have an evaluation report, comma-separated
+evaluated() {
+  local r out=()
+  for r in "$@"; do compgen -G "$r/eval/*/report.json" > /dev/null && out+=("$r"); done
+  (IFS=,; echo "${out[*]}")
+}
