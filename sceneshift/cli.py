@@ -42,11 +42,13 @@ def train_and_evaluate(recipe, data=None, out=None, overrides=(), resume=False, 
 def _train_evaluate(recipe, data=None, out=None, overrides=(), resume=False, log=print) -> tuple[Path, dict]:
     from .evaluation.evaluate import evaluate
     from .evaluation.report import device_table
+    from .training.loggers import log_report
     from .training.run import train
     run_dir = train(recipe, data=data, out=out, overrides=overrides, resume=resume, log=log)
     import yaml
     cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
     report = evaluate(run_dir, split=cfg["data"]["test_split"], log=log)
+    log_report(run_dir, report)             # TensorBoard / W&B when the recipe names them
     log(device_table(report))
     log(f"report: {report['meta']['out']}/report.md")
     return run_dir, report
@@ -68,6 +70,10 @@ def cmd_semi(a):
     from .training.recipe import resolve
     from .training.semi import semi_stages
     cfg = resolve(a.recipe, a.data, a.overrides)
+    t = cfg["train"]
+    if t.get("devices") not in (1, None, [0]) or (t.get("num_nodes") or 1) > 1:
+        raise ValueError("train.devices / train.num_nodes: `sceneshift semi` runs its stages in one process "
+                         "(each stage folder is managed here); train a stage alone with `sceneshift train` for DDP")
     if cfg["system"] != "semi_supervised":
         raise ValueError(f"{a.recipe}: `sceneshift semi` runs a recipe whose system is semi_supervised "
                          f"(this one: {cfg['system']})")

@@ -5,9 +5,16 @@ cores, so each (dataset, split, sample rate, clip length) is decoded once into
 ``<cache_dir>/<key>.npy`` (float16: about 66 dB of precision per sample, half the disk
 of float32) with a JSON index of the files kept and skipped. Both are written to temporary
 names and renamed, so an interrupted build never leaves a cache that looks complete.
+
+Several processes may want the same cache at once (the processes of a distributed run, or two
+runs started together): :func:`build_lock` lets one of them build it while the others wait, then
+read what it wrote. Where the file system has no working ``flock`` the worst case is that two
+processes decode the same split: each writes its own temporary file and the last rename wins,
+with the same content, never a torn file.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -28,6 +35,60 @@ def _decode(job):
         return fit_length(load_audio(path, sample_rate), n_samples).astype(np.float16), None
     except AudioError as e:
         return None, e.reason
+
+
+@contextlib.contextmanager
+def build_lock(target: str | Path, log=print):
+    """Hold an exclusive lock on ``<target>.lock`` (beside it) while building ``target``.
+
+    A process that finds the lock held says so and waits; after it gets the lock it should look
+    for ``target`` again, since the holder has probably just built it. The holder removes the
+    lock file before releasing it, so no lock file stays behind; a waiter that then holds a lock
+    on the removed file notices (another inode, or none, at the path) and locks the new one. A
+    process that dies holding the lock releases it (the kernel closes its files). Without
+    ``fcntl`` (Windows) nothing is locked.
+    """
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    lock = Path(target).with_name(Path(target).name + ".lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    said = False
+    while True:
+        fh = open(lock, "a")
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if not said:
+                log(f"waiting for another process that is writing {Path(target).name} into {lock.parent} ...")
+                said = True
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        except BaseException:
+            fh.close()
+            raise
+        try:
+            same = os.stat(lock).st_ino == os.fstat(fh.fileno()).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        fh.close()
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+        fh.close()
+
+
+def _read_cache(array_path: Path, index_path: Path, clips: list[Clip]):
+    if not (array_path.is_file() and index_path.is_file()):
+        return None
+    index = json.loads(index_path.read_text())
+    by_name = {c.filename: c for c in clips}
+    kept = [by_name[f] for f in index["kept"]]
+    return np.load(array_path, mmap_mode="r"), kept, [tuple(s) for s in index["skipped"]]
 
 
 def cache_key(root: Path, clips: list[Clip], sample_rate: int, n_samples: int) -> str:
@@ -52,13 +113,19 @@ def load_waveforms(root: str | Path, clips: list[Clip], files: list[Path], sampl
     root, cache_dir = Path(root), Path(cache_dir)
     key = cache_key(root, clips, sample_rate, n_samples)
     array_path, index_path = cache_dir / f"{key}.npy", cache_dir / f"{key}.json"
-    if array_path.is_file() and index_path.is_file():
-        index = json.loads(index_path.read_text())
-        by_name = {c.filename: c for c in clips}
-        kept = [by_name[f] for f in index["kept"]]
-        return np.load(array_path, mmap_mode="r"), kept, [tuple(s) for s in index["skipped"]]
-
+    cached = _read_cache(array_path, index_path, clips)
+    if cached is not None:
+        return cached
     cache_dir.mkdir(parents=True, exist_ok=True)
+    with build_lock(array_path, log=log):
+        cached = _read_cache(array_path, index_path, clips)       # built by the process we waited for
+        if cached is not None:
+            return cached
+        return _build(root, clips, files, sample_rate, n_samples, cache_dir, workers, array_path, index_path, log)
+
+
+def _build(root: Path, clips, files, sample_rate: int, n_samples: int, cache_dir: Path, workers, array_path: Path,
+           index_path: Path, log):
     workers = workers or min(4, os.cpu_count() or 1)
     jobs = [(str(f), sample_rate, n_samples) for f in files]
     log(f"decoding {len(clips)} clips from {root} at {sample_rate} Hz into the cache {cache_dir} ...")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from .. import paths
 from ..io import atomic_path, npy_bytes, open_memmap_allocated
-from .cache import load_waveforms
+from .cache import build_lock, load_waveforms
 from .datasets import Clip, DatasetAdapter, open_dataset
 from .domain import Domain
 
@@ -108,6 +109,13 @@ def cached_transform(waves, transform, key: str, batch_size: int = 64, log=print
     path = Path(source).with_name(f"{digest}.features.npy")
     if path.is_file():
         return np.load(path, mmap_mode="r")
+    with build_lock(path, log=log):         # the processes of a distributed run: one computes, the others wait
+        if path.is_file():
+            return np.load(path, mmap_mode="r")
+        return _write_transform(waves, transform, path, batch_size, log)
+
+
+def _write_transform(waves, transform, path: Path, batch_size: int, log):
     first = transform(next(iter_batches(waves, 1)))
     log(f"caching front-end features {tuple(first.shape[1:])} of {len(waves)} clips ...")
     try:
@@ -196,6 +204,59 @@ class EpochShuffle(torch.utils.data.Sampler):
     def __iter__(self):
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
         return iter(torch.randperm(self.n, generator=g).tolist())
+
+
+class ShardedBatches(torch.utils.data.Sampler):
+    """One process's share of the batches of ``batches`` (a batch sampler) in a run on ``replicas`` processes.
+
+    Process ``rank`` takes batches ``rank, rank + replicas, ...`` of the order a single process
+    would draw, so one step of all processes covers ``replicas`` consecutive batches of the
+    single-process epoch, and every clip of the epoch is seen once by one process. Every process
+    draws the whole order from the same seeded stream (``EpochShuffle`` or a system's own batch
+    sampler, given ``set_epoch`` as before), so the shares are disjoint and a resumed run draws
+    the same ones. When the batch count is not a multiple of ``replicas`` the last round is filled
+    with the epoch's first batches (as torch's ``DistributedSampler`` pads), because every process
+    must take the same number of steps.
+
+    Sharding whole batches works for any batch sampler, also a system's own (seed 000's
+    source/target batches), which Lightning's ``use_distributed_sampler`` cannot split.
+    """
+
+    def __init__(self, batches, rank: int, replicas: int):
+        if not 0 <= rank < replicas:
+            raise ValueError(f"rank {rank} is not one of {replicas} processes")
+        self.batches, self.rank, self.replicas = batches, int(rank), int(replicas)
+
+    def set_epoch(self, epoch: int):
+        for s in (self.batches, getattr(self.batches, "sampler", None)):
+            if callable(getattr(s, "set_epoch", None)):
+                s.set_epoch(epoch)
+
+    def __len__(self):
+        return math.ceil(len(self.batches) / self.replicas)
+
+    def __iter__(self):
+        # a generator: the order is drawn at the first batch, after ``set_epoch`` (Lightning may create
+        # the iterator before it calls ``set_epoch``, as it does on resuming)
+        order = [list(b) for b in self.batches]
+        if order:
+            order += [order[i % len(order)] for i in range(len(self) * self.replicas - len(order))]
+        yield from order[self.rank::self.replicas]
+
+
+def shard_loader(dl: DataLoader, rank: int, replicas: int) -> DataLoader:
+    """``dl`` with its batches shared among ``replicas`` processes (:class:`ShardedBatches`); itself for one."""
+    if replicas <= 1:
+        return dl
+    if dl.batch_sampler is None or isinstance(dl.dataset, torch.utils.data.IterableDataset):
+        raise ValueError("a distributed run needs a training loader with batches drawn by a sampler "
+                         "(not an iterable dataset, not batch_size=None)")
+    return DataLoader(dl.dataset, batch_sampler=ShardedBatches(dl.batch_sampler, rank, replicas),
+                      num_workers=dl.num_workers, collate_fn=dl.collate_fn, pin_memory=dl.pin_memory,
+                      timeout=dl.timeout, worker_init_fn=dl.worker_init_fn,
+                      multiprocessing_context=dl.multiprocessing_context, generator=dl.generator,
+                      prefetch_factor=dl.prefetch_factor if dl.num_workers else None,
+                      persistent_workers=dl.persistent_workers)
 
 
 def loader(data: SplitData, batch_size: int, shuffle: bool, seed: int = 0, indices=None) -> DataLoader:

@@ -84,6 +84,47 @@ class TrainSection(_Section):
     precision: str = "32-true"               # or "bf16-mixed": Lightning's precision plugin (autocast)
     channels_last: bool = False              # convolutions in channels-last memory format (docs/performance.md)
     cache_features: bool = False             # without waveform augmentation: front end once per split (float16)
+    # where and on how many processes (docs/distributed.md); Lightning's Trainer options of the same names
+    accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = "auto"
+    devices: int | Literal["auto"] | list[int] = 1   # per node: a count, -1 or "auto" (all), or GPU indices
+    strategy: Literal["auto", "ddp", "ddp_find_unused_parameters_true"] = "auto"
+    num_nodes: int = Field(1, ge=1)
+    # loggers besides logs/metrics.csv (always written): tensorboard, wandb (optional extras)
+    logger: list[Literal["csv", "tensorboard", "wandb"]] = ["csv"]
+    wandb_project: str = "sceneshift"
+
+    @pydantic.field_validator("devices", mode="before")
+    @classmethod
+    def _devices(cls, v):
+        if isinstance(v, bool):
+            raise ValueError("expected a device count, -1, 'auto' or a list of device indices")
+        if isinstance(v, int) and v < 1 and v != -1:
+            raise ValueError("must be a device count >= 1, -1 or 'auto' (every device), or a list of device indices")
+        if isinstance(v, list) and (not v or any(not isinstance(i, int) or isinstance(i, bool) or i < 0 for i in v)
+                                    or len(set(v)) != len(v)):
+            raise ValueError("a list of devices must name distinct device indices >= 0")
+        return v
+
+    @pydantic.field_validator("strategy", mode="before")
+    @classmethod
+    def _strategy(cls, v):
+        if isinstance(v, str) and v.startswith(("ddp_spawn", "ddp_fork", "ddp_notebook")):
+            raise ValueError(f"{v} is not supported: use ddp (the processes are started as commands, and the "
+                             f"launching one keeps the trained state for the summary and the evaluation)")
+        return v
+
+    @pydantic.field_validator("logger", mode="before")
+    @classmethod
+    def _loggers(cls, v):
+        names = [v] if isinstance(v, str) else v
+        if not isinstance(names, list) or not names:
+            raise ValueError("expected csv, tensorboard, wandb or a list of them")
+        return names
+
+    @pydantic.field_validator("logger")
+    @classmethod
+    def _csv_always(cls, v):
+        return ["csv"] + [n for n in dict.fromkeys(v) if n != "csv"]     # metrics.csv is always written
 
     @pydantic.field_validator("precision", mode="before")
     @classmethod

@@ -16,13 +16,26 @@ exact ``--resume`` command; the run continues from ``last.ckpt``, written atomic
 every epoch, so the interrupted epoch is repeated from its start. Because every random stream is
 set per epoch (``guards.py``), the resumed run reaches the same metrics as an uninterrupted one.
 ``kill -9`` leaves the same state: ``last.ckpt`` of the last complete epoch, or, before the first
-one, a folder that ``--resume`` starts from epoch 0 and a new ``train --out`` may reuse.
+one, a folder that ``--resume`` starts from epoch 0 and a new ``train --out`` may reuse. SIGUSR1
+(what ``sbatch --signal=USR1@90`` sends before a time limit) is treated as SIGTERM; on SLURM,
+Lightning's own requeue-on-SIGUSR1 (a mid-epoch ``hpc_ckpt_N.ckpt`` in the run folder) is switched
+off, so there is one way to continue: ``--resume`` from ``last.ckpt`` (docs/distributed.md).
+
+Several processes (``train.devices``, ``train.num_nodes``, ``train.strategy``; docs/distributed.md):
+each process trains on its own share of every epoch's batches (``ShardedBatches``) and validates
+on the whole validation split, so the selection metric is the one a single process computes;
+only the first process (global rank 0) writes the run folder (config, checkpoints, logs, model,
+summary) and returns from :func:`train`, the others end with status 0 once training ends.
+
+Loggers (``loggers.py``): ``logs/metrics.csv`` always; TensorBoard and W&B when ``train.logger`` names them.
 """
 from __future__ import annotations
 
 import csv
 import dataclasses
+import functools
 import io
+import json
 import os
 import shutil
 import signal
@@ -34,13 +47,14 @@ import torch
 import yaml
 
 from ..data.domain import Domain
-from ..data.splits import DataSource
+from ..data.splits import DataSource, shard_loader
 from ..networks.predictor import load_run_config, load_weights
 from ..io import atomic_torch_save, atomic_write_json, atomic_write_text
 from ..runtime import keep_freed_memory
 from . import SYSTEMS
 from .guards import RunGuard
-from .recipe import resolve, save_config
+from .loggers import close_loggers, log_best, log_recipe, make_loggers, wandb_run_id
+from .recipe import TrainSection, resolve, save_config
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -96,17 +110,73 @@ def _quiet_lightning():
                  "lightning.pytorch.accelerators.cuda"):
         logging.getLogger(name).setLevel(logging.WARNING)
     for pattern in (".*LeafSpec.*", ".*smaller than the logging interval.*", ".*litlogger.*",
-                    ".*exists and is not empty.*", ".*does not have many workers.*"):
+                    ".*exists and is not empty.*", ".*does not have many workers.*",
+                    # distributed: every process validates the whole split, so val/* is the same everywhere
+                    ".*sync_dist=True.*"):
         warnings.filterwarnings("ignore", message=pattern)
 
 
+def _plugins():
+    """Atomic checkpoints; on SLURM, Lightning's environment without its SIGUSR1 requeue (see the module doc)."""
+    plugins = [_checkpoint_io()]
+    from lightning.fabric.plugins.environments import SLURMEnvironment
+    if SLURMEnvironment.detect():
+        plugins.append(SLURMEnvironment(auto_requeue=False))
+    return plugins
+
+
+def _sigusr1_as_sigterm():
+    """Make SIGUSR1 stop training as SIGTERM does; return the handler it replaces (None if not settable)."""
+    if not hasattr(signal, "SIGUSR1"):
+        return None
+    try:
+        return signal.signal(signal.SIGUSR1, lambda signum, frame: os.kill(os.getpid(), signal.SIGTERM))
+    except ValueError:          # not the main thread
+        return None
+
+
+def _build_trainer(L, t: dict, run_dir: Path, callbacks: list, loggers: list):
+    """Lightning's Trainer for the recipe; a bad accelerator/devices/strategy/num_nodes is a one-line RecipeError."""
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+    from ..registry import RecipeError
+    try:
+        return L.Trainer(max_epochs=t["epochs"], default_root_dir=run_dir, callbacks=callbacks, logger=loggers,
+                         plugins=_plugins(), accelerator=t["accelerator"], devices=t["devices"],
+                         strategy=t["strategy"], num_nodes=t["num_nodes"],
+                         use_distributed_sampler=False,      # sharded by ShardedBatches; validation unsharded
+                         enable_progress_bar=bool(t.get("progress", True)), enable_model_summary=False,
+                         limit_train_batches=t.get("limit_train_batches") or 1.0, num_sanity_val_steps=0,
+                         precision=t.get("precision", "32-true"),
+                         deterministic=False, log_every_n_steps=10)
+    except (MisconfigurationException, ValueError) as e:
+        msg = " ".join(str(e).split())
+        raise RecipeError(f"train.accelerator={t['accelerator']!r}, devices={t['devices']!r}, "
+                          f"strategy={t['strategy']!r}, num_nodes={t['num_nodes']}: {msg}") from None
+
+
+def _shard_training_batches(system, trainer):
+    """Give each process of a distributed run its share of the system's training batches."""
+    if trainer.world_size <= 1:
+        return
+    make = system.train_dataloader
+
+    # an instance attribute over the system's own hook: Lightning asks the module for its loader
+    # through getattr, and the system's code stays that of a single process
+    @functools.wraps(make)
+    def train_dataloader():
+        return shard_loader(make(), trainer.global_rank, trainer.world_size)
+    system.train_dataloader = train_dataloader
+
+
 def train(recipe=None, data=None, out=None, overrides=(), resume=False, log=print) -> Path:
-    """Train ``recipe`` into the run folder ``out`` (or continue it with ``resume``); return the folder."""
+    """Train ``recipe`` into the run folder ``out`` (or continue it with ``resume``); return the folder.
+
+    In a distributed run only the first process returns; the others exit (status 0) when training ends.
+    """
     import lightning as L
     keep_freed_memory()
     _quiet_lightning()
     from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
-    from lightning.pytorch.loggers import CSVLogger
 
     if resume:
         if not out:
@@ -121,6 +191,7 @@ def train(recipe=None, data=None, out=None, overrides=(), resume=False, log=prin
             log(f"{run_dir}: training is finished (summary.json); nothing to resume")
             return run_dir
         cfg, domain = load_run_config(run_dir)
+        cfg["train"] = {**TrainSection().model_dump(mode="json"), **cfg["train"]}   # keys newer than the run
         if data:
             cfg["data"]["root"] = str(Path(data).resolve())
     else:
@@ -129,28 +200,8 @@ def train(recipe=None, data=None, out=None, overrides=(), resume=False, log=prin
         cfg = resolve(recipe, data, overrides)
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         run_dir = Path(out) if out else Path("runs") / f"{cfg['name']}-{stamp}"
-        if _has_progress(run_dir):
-            raise FileExistsError(f"{run_dir} already holds a run; pass --resume to continue it or another --out")
-        if run_dir.is_dir() and any(run_dir.iterdir()) and not (run_dir / "config.yaml").is_file():
-            raise FileExistsError(f"{run_dir} is not empty and not a sceneshift run folder; give a new or empty --out")
         domain = None
     d, t = cfg["data"], cfg["train"]
-    source = DataSource(d, log=log)
-    source.adapter.check(splits=(d["train_split"], d["val_split"]))
-    if domain is None:
-        domain = Domain.from_dataset(source.adapter, source.clips(d["train_split"]), d.get("scene_map"))
-    source.domain = domain
-    torch.set_num_threads(int(t.get("threads") or os.cpu_count() or 1))
-    L.seed_everything(t["seed"], workers=True, verbose=False)
-
-    started = time.time()
-    system = SYSTEMS.build(cfg["system"], cfg["system_options"], where="system_options", cfg=cfg, domain=domain,
-                           data=source)
-    if not resume:       # the recipe, the dataset and the system all passed their checks
-        _clear_failed_start(run_dir)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, run_dir / "config.yaml")
-        dataclasses.replace(domain, trained_devices=system.trained_devices()).save(run_dir / "domain.json")
     ckpt = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor=t["monitor"],
                            mode="min" if t["monitor"].endswith("loss") else "max", save_top_k=1,
                            enable_version_counter=False)
@@ -159,37 +210,89 @@ def train(recipe=None, data=None, out=None, overrides=(), resume=False, log=prin
     every_epoch = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="last", save_top_k=1,
                                   enable_version_counter=False)
     callbacks = [ckpt, every_epoch, RunGuard(t["seed"])] + ([TQDMProgressBar(refresh_rate=10)] if t.get("progress", True) else [])
-    trainer = L.Trainer(max_epochs=t["epochs"], default_root_dir=run_dir, callbacks=callbacks,
-                        logger=CSVLogger(run_dir, name="logs", version=""), plugins=[_checkpoint_io()],
-                        enable_progress_bar=bool(t.get("progress", True)), enable_model_summary=False,
-                        limit_train_batches=t.get("limit_train_batches") or 1.0, num_sanity_val_steps=0,
-                        precision=t.get("precision", "32-true"),
-                        deterministic=False, log_every_n_steps=10)
+    # the Trainer first: it knows this process's rank before anything is written
+    wandb_id = wandb_run_id(run_dir) if "wandb" in t["logger"] else None
+    loggers = make_loggers(t["logger"], run_dir, cfg, wandb_id)
+    trainer = _build_trainer(L, t, run_dir, callbacks, loggers)
+    rank_zero = bool(trainer.is_global_zero)
+    if trainer.world_size > 1 and not out:
+        from ..registry import RecipeError
+        raise RecipeError(f"train.devices/num_nodes: a run on {trainer.world_size} processes needs --out (every "
+                          f"process must write to the same run folder)")
+    if not resume and rank_zero:       # the other processes start once these checks passed (or run beside them)
+        if _has_progress(run_dir):
+            raise FileExistsError(f"{run_dir} already holds a run; pass --resume to continue it or another --out")
+        if run_dir.is_dir() and any(run_dir.iterdir()) and not (run_dir / "config.yaml").is_file():
+            raise FileExistsError(f"{run_dir} is not empty and not a sceneshift run folder; give a new or empty --out")
+    source = DataSource(d, log=log)
+    source.adapter.check(splits=(d["train_split"], d["val_split"]))
+    if domain is None:
+        domain = Domain.from_dataset(source.adapter, source.clips(d["train_split"]), d.get("scene_map"))
+    source.domain = domain
+    threads = t.get("threads")
+    if not threads and trainer.world_size > 1:      # the processes of one node share its cores
+        threads = max(1, (os.cpu_count() or 1) // max(1, trainer.num_devices))
+    if threads and trainer.world_size > 1:
+        os.environ.setdefault("OMP_NUM_THREADS", str(threads))     # Lightning's launcher would set its own
+    torch.set_num_threads(int(threads or os.cpu_count() or 1))
+    L.seed_everything(t["seed"], workers=True, verbose=False)
+
+    started = time.time()
+    system = SYSTEMS.build(cfg["system"], cfg["system_options"], where="system_options", cfg=cfg, domain=domain,
+                           data=source)
+    _shard_training_batches(system, trainer)
+    if not resume and rank_zero:       # the recipe, the dataset and the system all passed their checks
+        _clear_failed_start(run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, run_dir / "config.yaml")
+        dataclasses.replace(domain, trained_devices=system.trained_devices()).save(run_dir / "domain.json")
     last = run_dir / "checkpoints" / "last.ckpt"
     if resume and not last.is_file():       # killed before its first epoch ended: start again
         log(f"{run_dir}: no checkpoint yet; training from epoch 0 with the saved recipe")
         resume = False
     metrics_csv, earlier_csv = run_dir / "logs" / "metrics.csv", run_dir / "logs" / "metrics.before-resume.csv"
     resumed_epoch = load_weights(last)["epoch"] if resume else None      # a damaged checkpoint: one line
-    if resume and metrics_csv.is_file():   # Lightning's CSV logger would delete it
-        if earlier_csv.is_file():          # a resumed run that was killed before merging: merge first
-            _merge_metrics(earlier_csv, metrics_csv, upto_epoch=resumed_epoch)
-        os.replace(metrics_csv, earlier_csv)
+    if rank_zero:
+        if wandb_id:
+            atomic_write_text(run_dir / "logs" / "wandb.id", wandb_id + "\n")
+        if resume and metrics_csv.is_file():   # Lightning's CSV logger would delete it
+            if earlier_csv.is_file():          # a resumed run that was killed before merging: merge first
+                _merge_metrics(earlier_csv, metrics_csv, upto_epoch=resumed_epoch)
+            os.replace(metrics_csv, earlier_csv)
+        log_recipe(loggers, cfg)
+    previous_usr1 = _sigusr1_as_sigterm()
+    status = "failed"
     try:
         trainer.fit(system, ckpt_path=str(last) if resume else None, weights_only=True)
+        status = "success"
     except SystemExit:      # Lightning ends a KeyboardInterrupt with sys.exit(1), SIGTERM with SIGTERMException
         signal.signal(signal.SIGINT, signal.default_int_handler)       # Lightning left Ctrl-C ignored
         if not trainer.interrupted:
             raise
     finally:
-        if earlier_csv.is_file():
+        if previous_usr1 is not None:
+            signal.signal(signal.SIGUSR1, previous_usr1)
+        if status != "success" or not rank_zero:
+            close_loggers(loggers, status)
+        if rank_zero and earlier_csv.is_file():
             _merge_metrics(earlier_csv, metrics_csv, upto_epoch=resumed_epoch)
+    if not rank_zero:       # the first process writes the model and the summary, and evaluates
+        raise SystemExit(0)
     if trainer.interrupted:
         done = load_weights(last)["epoch"] + 1 if last.is_file() else 0
         raise TrainingInterrupted(f"training interrupted in epoch {trainer.current_epoch + 1} of {t['epochs']}; "
                                   f"{done} complete epoch(s) saved in {last if done else run_dir}. Continue with: "
                                   f"sceneshift train --resume --out {run_dir}")
 
+    try:
+        return _finish(run_dir, cfg, domain, source, trainer, ckpt, last, loggers, started, log)
+    finally:
+        close_loggers(loggers)
+
+
+def _finish(run_dir: Path, cfg: dict, domain, source, trainer, ckpt, last: Path, loggers, started: float, log) -> Path:
+    """After training (first process only): the best network as model.pt, summary.json, the best score logged."""
+    d, t = cfg["data"], cfg["train"]
     best = load_weights(ckpt.best_model_path or last)
     net_state = {k[len("net."):]: v for k, v in best["state_dict"].items() if k.startswith("net.")}
     atomic_torch_save(net_state, run_dir / "model.pt")
@@ -200,8 +303,10 @@ def train(recipe=None, data=None, out=None, overrides=(), resume=False, log=prin
                "train_clips": len(train_data.clips), "val_clips": len(val_data.clips),
                "benchmark_version": domain.benchmark_version,
                "skipped": [list(s) for s in train_data.skipped + val_data.skipped],
+               "global_step": int(trainer.global_step), "processes": int(trainer.world_size),
                "train_seconds": round(time.time() - started, 1)}
     atomic_write_json(run_dir / "summary.json", summary)
+    log_best(loggers, monitor_key, summary[monitor_key], trainer.global_step)
     log(f"best epoch {summary['best_epoch']} ({t['monitor']} = {summary[monitor_key]}); "
         f"weights in {run_dir / 'model.pt'}")
     return run_dir
