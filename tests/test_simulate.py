@@ -223,3 +223,130 @@ def test_chain_draws_and_codec_fallback(monkeypatch, material):
     f = np.fft.rfftfreq(len(y), 1 / SR)
     above = spec[f > 4500].mean() / spec[(f > 500) & (f < 2000)].mean()
     assert y.dtype == np.float32 and np.isfinite(y).all() and np.abs(y).max() <= 1.0 and above < 0.1
+
+
+QUIET = dict(log=lambda *a: None, warn=lambda *a: None)
+
+
+def test_split_folder_layout_is_refused(material, tmp_path):
+    """`<root>/{train,validate,evaluate}/<scene>/...` and `<root>/unlabeled/` (a --data folder tree, see
+    datasets/folders.py) would otherwise give scenes named "train", "evaluate" and "unlabeled"."""
+    from sceneshift.cli import main
+    for folder in ("split/train/dog", "split/evaluate/dog", "mixed/dog", "mixed/unlabeled"):
+        (tmp_path / folder).mkdir(parents=True)
+        (tmp_path / folder / "x.wav").write_bytes(b"")        # not decoded: refused before
+    with pytest.raises(ValueError, match=r"split: audio in evaluate/, train/: that is a split --data folder.*own split"
+                                         r".*Give <source>/<scene>/<file>.*or a CSV filename,scene_label"):
+        sim.find_recordings(tmp_path / "split")
+    with pytest.raises(ValueError, match=r"mixed: audio in unlabeled/.*leave unlabeled/ out"):
+        sim.find_recordings(tmp_path / "mixed")
+    assert main(["devices", "simulate", "--source", str(tmp_path / "split"), "--irs", str(material[1]),
+                 "--out", str(tmp_path / "out"), "--devices", "1", "--unseen", "1"]) == 2
+    assert not (tmp_path / "out").exists()
+
+
+def _recs(scene: str, n: int) -> list:
+    return [sim.Recording(Path(f"{scene}{i}.wav"), f"{scene}{i}.wav", scene, f"{scene}_loc{i}") for i in range(n)]
+
+
+def test_split_keeps_a_training_location_per_scene(material, tmp_path):
+    def count(parts, scene):
+        got = [parts[loc] for loc in parts if loc.startswith(f"{scene}_")]
+        return {p: got.count(p) for p in ("train", "validate", "evaluate")}
+    parts = sim.split_locations(_recs("two", 2) + _recs("three", 3), 0.0, 0.75, warn=lambda *a: None)
+    assert count(parts, "two") == {"train": 1, "validate": 0, "evaluate": 1}      # 0.75 * 2 rounds to 2
+    parts = sim.split_locations(_recs("three", 3), 0.5, 0.4, warn=lambda *a: None)
+    assert count(parts, "three") == {"train": 1, "validate": 1, "evaluate": 1}    # 1 + 2 asked of 3
+    for n in range(2, 8):
+        for vf, ef in [(0.0, 0.9), (0.45, 0.5), (0.9, 0.05), (0.3, 0.3)]:
+            c = count(sim.split_locations(_recs("s", n), vf, ef, warn=lambda *a: None), "s")
+            assert c["train"] >= 1 and c["evaluate"] >= 1, (n, vf, ef, c)
+    src, irs = material
+    for kw, match in [(dict(evaluate_fraction=1.0), r"--evaluate-fraction must lie in \(0, 1\), got 1.0"),
+                      (dict(evaluate_fraction=float("nan")), "--evaluate-fraction must lie in"),
+                      (dict(validate_fraction=-0.1), r"--validate-fraction must lie in \[0, 1\), got -0.1"),
+                      (dict(validate_fraction=0.5, evaluate_fraction=0.5), "must sum to less than 1")]:
+        with pytest.raises(ValueError, match=match):
+            sim.split_locations(_recs("s", 3), **{"validate_fraction": 0.15, "evaluate_fraction": 0.25, **kw})
+        with pytest.raises(ValueError, match=match):
+            sim.simulate(src, irs, tmp_path / "o", **FAST, **QUIET, **kw)
+
+
+def test_scene_without_a_usable_training_recording_is_an_error(material, tmp_path):
+    """The split leaves each scene a training location; skipping its unreadable files must not silently
+    leave a scene that is evaluated but never trained on."""
+    src, irs = material
+    mine = tmp_path / "src"
+    shutil.copytree(src, mine)
+    recs, _ = sim.find_recordings(mine)
+    parts = sim.split_locations(recs, 0.15, 0.25, warn=lambda *a: None)
+    trained = [r for r in recs if r.scene == "siren" and parts[r.location] == "train"]
+    assert len(trained) == 1
+    trained[0].path.write_bytes(b"RIFF0000WAVEnot audio")
+    with pytest.raises(ValueError, match=r"no usable training recording of scene\(s\) 'siren'.*skipped from their "
+                                         rf"training locations: {trained[0].name}"):
+        sim.simulate(mine, irs, tmp_path / "out", **FAST, **QUIET)
+    assert not (tmp_path / "out").exists()
+
+
+def _db(x) -> float:
+    return 10 * float(np.log10(np.mean(np.asarray(x, dtype=np.float64) ** 2)))
+
+
+def test_clips_keep_their_level_relative_to_the_source(material):
+    """A simulated device must not set every clip to one level (a device fingerprint, scene loudness
+    erased on simulated devices only): a clip's level is its source clip's, times the device's gain."""
+    base = sim.draw_devices(sorted(Path(material[1]).iterdir()), 1, 0, seed=5, sample_rate=SR)["s1"]
+    loud, quiet = _synth_scene(0, 0)[:2 * SR], 0.02 * _synth_scene(2, 1)[:2 * SR]   # other content, ~34 dB quieter
+    impulse = np.r_[1.0, np.zeros(31)]
+
+    def device(**stages):
+        chain = dict(base, codec=None, hum=None, gain_db=-4.0, **stages)
+        return [sim.apply_chain(x, chain, impulse, SR, np.random.default_rng(0)) for x in (loud, quiet)]
+
+    for x, y in zip((loud, quiet), device(agc=None, compressor=None, clipping=None)):
+        assert abs(_db(y) - _db(x) - (-4.0)) < 1.0                      # the device's gain on the clip's level
+    y_loud, y_quiet = device(agc=None, compressor={"threshold_dbfs": -30.0, "ratio": 4.0, "attack_ms": 5.0,
+                                                   "release_ms": 100.0}, clipping={"drive_db": 6.0, "shape": "soft"})
+    assert abs((_db(y_loud) - _db(y_quiet)) - (_db(loud) - _db(quiet))) < 2.0   # processed at one working level
+    y_loud, y_quiet = device(agc={"target_dbfs": -20.0, "window_s": 0.5, "max_gain_db": 20.0}, compressor=None,
+                             clipping=None)
+    assert abs(_db(y_loud) - _db(y_quiet)) < 3.0                        # an AGC equalises: its job, on its devices
+
+
+def test_frame_envelope_is_the_augmentations_compressor():
+    """simulate's numpy frame-gain path runs augment/device.py's torch implementation: with the same gain
+    computer (a threshold relative to the loudest frame, no smoothing) both compress alike."""
+    import torch
+    from sceneshift.augment.device import compress, compression_db
+    t = np.arange(SR) / SR
+    x = np.sin(2 * np.pi * 300 * t) * np.where(t < 0.5, 0.01, 0.8)
+    ours = sim._frame_gain(x, SR, lambda level, dt: compression_db(torch.from_numpy(level), level.max() - 20, 8.0)
+                           .numpy())
+    theirs = compress(torch.from_numpy(x)[None], torch.tensor([-20.0], dtype=torch.float64),
+                      torch.tensor([8.0], dtype=torch.float64), frame=SR // 200, smooth=1)[0].numpy()
+    assert np.allclose(ours, theirs) and not np.allclose(ours, x)
+
+
+def test_stale_temporary_folders_are_removed(material, tmp_path):
+    """A run killed before it could clean up leaves `.<out>.simulating-<host>-<pid>`; the next run into the
+    same --out removes this host's whose process is gone, and nothing else."""
+    import os
+    import subprocess
+    import sys
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()                                    # a process id that is gone
+    out = tmp_path / "out"
+    stale = [sim._temporary(out, child.pid),                              # this host's, owner dead
+             tmp_path / f".out.simulating-{child.pid}"]                   # named before the host was part of it
+    kept = [sim._temporary(out, os.getppid()),                            # a run in progress
+            tmp_path / f".out.simulating-otherhost-{child.pid}",           # another machine's: its pids mean nothing
+            tmp_path / f".other.simulating-{sim.HOST}-{child.pid}"]        # another --out's
+    for folder in stale + kept:
+        (folder / "audio").mkdir(parents=True)
+        (folder / "audio" / "half.flac").write_bytes(b"")
+    said = []
+    with pytest.raises(ValueError, match="impulse response"):      # the sweep comes first, even in a failed run
+        sim.simulate(material[0], material[1], out, devices=99, log=said.append, warn=lambda *a: None)
+    assert not any(f.exists() for f in stale) and all(f.is_dir() for f in kept)
+    assert len(said) == 1 and "removed 2 temporary folder(s) left by interrupted runs" in said[0]

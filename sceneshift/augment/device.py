@@ -106,20 +106,39 @@ class SpectrumCorrection(Augmentation):
         return torch.istft(spec, self.n_fft, self.hop, window=window, length=x.shape[-1])
 
 
+# The frame-envelope machinery of a compressor, shared with the simulated devices of
+# ``sceneshift devices simulate`` (sceneshift/data/simulate.py), which call it from numpy with their own
+# gain smoothing (attack/release) and thresholds (absolute, at their working level).
+
+def frame_levels_db(x: torch.Tensor, frame: int) -> torch.Tensor:
+    """The level (dB of the mean square) of each row ``(B, samples)`` in ``frame``-sample frames
+    ``(B, frames)``; the last frame is zero-padded."""
+    frames = F.pad(x, (0, (-x.shape[-1]) % frame)).view(x.shape[0], -1, frame)
+    return 10 * torch.log10(frames.pow(2).mean(-1).clamp_min(1e-12))
+
+
+def compression_db(level_db, threshold_db, ratio):
+    """A compressor's static curve: the gain (dB, <= 0) for a level ``threshold_db`` or more above it."""
+    return -(level_db - threshold_db).clamp_min(0) * (1 - 1 / ratio)
+
+
+def apply_frame_gain(x: torch.Tensor, gain_db: torch.Tensor, frame: int) -> torch.Tensor:
+    """``x (B, samples)`` times a gain given per frame ``(B, frames)`` in dB, interpolated linearly
+    between frame centres, so a gain change never clicks at a frame edge."""
+    gain = F.interpolate((10 ** (gain_db / 20))[:, None], size=gain_db.shape[1] * frame, mode="linear",
+                         align_corners=False)[:, 0, :x.shape[-1]]
+    return x * gain
+
+
 def compress(x: torch.Tensor, threshold_db: torch.Tensor, ratio: torch.Tensor, frame: int, smooth: int) -> torch.Tensor:
     """Dynamic range compression of each row; ``threshold_db`` is relative to the row's loudest frame."""
-    n = x.shape[-1]
-    pad = (-n) % frame
-    frames = F.pad(x, (0, pad)).view(x.shape[0], -1, frame)
-    level = 10 * torch.log10(frames.pow(2).mean(-1).clamp_min(1e-12))                      # (B, frames)
+    level = frame_levels_db(x, frame)                                                       # (B, frames)
     thr = level.amax(dim=1, keepdim=True) + threshold_db[:, None]
-    gain_db = -(level - thr).clamp_min(0) * (1 - 1 / ratio[:, None])
+    gain_db = compression_db(level, thr, ratio[:, None])
     if smooth > 1:
         gain_db = F.avg_pool1d(F.pad(gain_db[:, None], (smooth // 2, smooth - 1 - smooth // 2), mode="replicate"),
                                smooth, stride=1)[:, 0]
-    gain = F.interpolate((10 ** (gain_db / 20))[:, None], size=frames.shape[1] * frame, mode="linear",
-                         align_corners=False)[:, 0, :n]
-    return x * gain
+    return apply_frame_gain(x, gain_db, frame)
 
 
 @AUGMENTATIONS.register

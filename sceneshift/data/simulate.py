@@ -8,15 +8,21 @@ writes the TAU Urban Acoustic Scenes 2020 Mobile layout, so ``sceneshift train -
 Input (``--source``), one of:
 
 * a folder of class folders: ``SRC/<scene>/<file>`` (each file is one recording) or
-  ``SRC/<scene>/<location>/<file>`` (the files of one subfolder share a recording location);
+  ``SRC/<scene>/<location>/<file>`` (the files of one subfolder share a recording location).
+  Top-level folders named ``train``, ``validate``, ``evaluate`` or ``unlabeled`` are refused: in
+  a ``--data`` folder tree (datasets/folders.py) they mean a split made by the user and clips
+  without a label, and taking them for scenes would build a dataset of the scenes "train" and
+  "evaluate". This command makes its own split by recording location and needs a label per file;
 * a CSV file with a header ``filename,scene_label[,location]`` (comma, semicolon or TAB
   separated; file names relative to the CSV's folder). Rows sharing a ``location`` are one
   recording location; without it each file is one.
 
 Split: whole recording locations go to train, validate or evaluate (per scene, in a fixed hash
 order of the location, independent of ``--seed``), so segments of one recording never sit on
-both sides. Recordings are cut into ``segment_seconds`` clips, named as in TAU:
-``audio/<scene>-<location>-<segment>-<device>.flac``.
+both sides. Every scene keeps at least one training location (a class a model never trained on
+cannot be predicted); a scene left without a usable training recording after unreadable files
+were skipped is an error naming it. Recordings are cut into ``segment_seconds`` clips, named as
+in TAU: ``audio/<scene>-<location>-<segment>-<device>.flac``.
 
 Devices: ``a`` is the source audio itself. Seen devices ``s1..sN`` also record a share of the
 training clips and every validate and evaluate clip; unseen devices ``sN+1..sN+M`` record only
@@ -26,9 +32,24 @@ band limit, resonances, hum and a noise floor, compressor, automatic gain contro
 a lossy codec (libsndfile's Opus or MP3, in memory). ``devices.json`` records every draw in the
 format :class:`~sceneshift.data.datasets.tau.TauDataset` reads.
 
+Levels: each clip keeps its own level. The chain runs with the clip brought to a nominal
+working level (-25 dBFS RMS), so its dBFS settings (noise floor, compressor threshold, AGC
+target, clipping) mean the same for a quiet recording and a loud one; its output is then taken
+back by the same ratio and multiplied by the device's gain (``gain_db``): a clip's RMS is its
+source clip's RMS times the device's gain (less what the compressor and clipping take off).
+Normalising every clip to one output level instead would give all clips of a simulated device
+the same RMS - a fingerprint of the device, and scene loudness erased on simulated devices only
+(the augmentations keep each clip's level for the same reason: augment/device.py's
+``keep_level``). The one exception is a device whose chain has an automatic gain control: an AGC
+equalises levels, that is what it is for, so on those devices the AGC's output level stands.
+Noise floor and hum are set relative to the working level, so on a device they lie a fixed
+distance below each clip's level.
+
 The output is built in a temporary folder beside ``--out`` (each file written atomically) and
 renamed into place when complete, so an interrupted run never leaves something that looks like
-a finished dataset. Unreadable recordings are skipped and listed (``summary.json``); bad
+a finished dataset. A run killed before it could clean up leaves that temporary folder
+(``.<out>.simulating-<host>-<pid>``); the next run into the same ``--out`` removes those of this
+host whose process is gone. Unreadable recordings are skipped and listed (``summary.json``); bad
 options and unusable impulse responses are errors naming them.
 """
 from __future__ import annotations
@@ -45,18 +66,24 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+import torch
 from scipy import signal
 
-from ..io import atomic_path, atomic_write_json, atomic_write_text
+from ..augment.device import apply_frame_gain, compression_db, frame_levels_db
+from ..io import HOST, _alive, atomic_path, atomic_write_json, atomic_write_text
 from .audio import AudioError, load_audio
-from .datasets.folders import AUDIO_SUFFIXES
-from .datasets.tau import read_table
+from .datasets.folders import AUDIO_SUFFIXES, SPLIT_DIRS, UNLABELED
+from .datasets.tau import location_order, read_table
 from .irs import impulse_response_files, load_impulse_responses
 
-VERSION = "simulated-v1"     # the device family; bump when a chain is drawn or applied differently
+# The device family; bump when a chain is drawn or applied differently. v2: each clip keeps its
+# level relative to its source (the device's gain_db replaced v1's level_dbfs, an output level
+# every clip of a device was set to), and clipping returns to the level it was driven from.
+VERSION = "simulated-v2"
 SOURCE = "a"
 IR_SECONDS = 0.3
 NOMINAL_DBFS = -25.0         # the chain works at one level, so its dBFS settings mean the same for any input
+RESERVED_FOLDERS = (*SPLIT_DIRS, UNLABELED)   # a split --data folder tree's names (datasets/folders.py)
 
 
 @dataclass(frozen=True)
@@ -79,7 +106,7 @@ def find_recordings(source: str | Path) -> tuple[list[Recording], list[tuple[str
         return _from_csv(source)
     if not source.is_dir():
         raise FileNotFoundError(f"--source {source}: no such folder or CSV file")
-    recs, skipped = [], []
+    recs, skipped, reserved = [], [], set()
     for f in sorted(p for p in source.rglob("*") if p.is_file()):
         rel = f.relative_to(source)
         if f.suffix.lower() not in AUDIO_SUFFIXES or any(part.startswith(".") for part in rel.parts):
@@ -87,8 +114,20 @@ def find_recordings(source: str | Path) -> tuple[list[Recording], list[tuple[str
         if len(rel.parts) < 2:
             skipped.append((str(rel), "not in a class folder (expected <source>/<scene>/<file>)"))
             continue
+        if rel.parts[0] in RESERVED_FOLDERS:
+            reserved.add(rel.parts[0])
+            continue
         location = "/".join(rel.parts[:-1]) if len(rel.parts) > 2 else str(rel)
         recs.append(Recording(f, str(rel), rel.parts[0], location))
+    if reserved:
+        names = ", ".join(f"{n}/" for n in sorted(reserved))
+        raise ValueError(
+            f"--source {source}: audio in {names}: that is a split --data folder (<root>/{{{','.join(SPLIT_DIRS)}}}"
+            f"/<scene>/<file>, <root>/{UNLABELED}/), but simulate makes its own split (by recording location) and "
+            "needs a scene for every file. Give <source>/<scene>/<file> or <source>/<scene>/<location>/<file> "
+            f"(move the scene folders out of {', '.join(f'{d}/' for d in SPLIT_DIRS)} into one folder; leave "
+            f"{UNLABELED}/ out), or a CSV filename,scene_label[,location] (the way to keep a scene named "
+            f"{sorted(reserved)[0]!r})")
     if not recs:
         raise FileNotFoundError(f"--source {source}: no audio files ({', '.join(AUDIO_SUFFIXES)}) in class folders; "
                                 "expected <source>/<scene>/<file> or a CSV file filename,scene_label[,location]")
@@ -120,7 +159,9 @@ def _from_csv(path: Path) -> tuple[list[Recording], list[tuple[str, str]]]:
 def split_locations(recs: list[Recording], validate_fraction: float, evaluate_fraction: float,
                     warn=print) -> dict[str, str]:
     """``{location: "train" | "validate" | "evaluate"}``: per scene, the first locations in a fixed hash
-    order are evaluated, the next validated; a scene keeps at least one training location."""
+    order are evaluated, the next validated; a scene keeps at least one training location, whatever
+    the fractions (2 locations at --evaluate-fraction 0.75 are one evaluated and one trained on)."""
+    _check_fractions(validate_fraction, evaluate_fraction)
     scene_of: dict[str, str] = {}
     for r in recs:                     # a location shared by scenes counts for its first scene
         scene_of[r.location] = min(scene_of.get(r.location, r.scene), r.scene)
@@ -129,10 +170,11 @@ def split_locations(recs: list[Recording], validate_fraction: float, evaluate_fr
         by_scene.setdefault(scene, []).append(loc)
     part, single = {}, set()
     for scene, locs in sorted(by_scene.items()):
-        locs.sort(key=lambda loc: (zlib.crc32(loc.encode()), loc))
+        locs = location_order(locs)
         n = len(locs)
-        n_eval = max(1, round(evaluate_fraction * n)) if n >= 2 else 0
-        n_val = max(1, round(validate_fraction * n)) if n - n_eval >= 2 and validate_fraction > 0 else 0
+        # at least one location each for evaluate and (when asked) validate, never the last training one
+        n_eval = min(n - 1, max(1, round(evaluate_fraction * n)))
+        n_val = min(n - n_eval - 1, max(1, round(validate_fraction * n))) if validate_fraction > 0 else 0
         if n == 1:
             single.add(scene)
             warn(f"scene {scene!r} has one recording location ({locs[0]}): it is used for training only")
@@ -189,7 +231,9 @@ def draw_chain(rng: np.random.Generator, sample_rate: int) -> dict:
         if agc < (0.9 if phone else 0.3) else None
     chain["clipping"] = {"drive_db": drive, "shape": shape} if clipping < 0.3 else None
     chain["codec"] = {"kind": kind, "compression_level": level} if codec < (0.9 if phone else 0.4) else None
-    chain["level_dbfs"] = u(-30, -16)
+    # the device's gain on each clip's own level: up to 9 dB quieter or 3 dB louder than the source (louder
+    # copies of a source that uses its full scale would only clip)
+    chain["gain_db"] = u(-9, 3)
     if chain["codec"] and not codec_available(kind, sample_rate):
         chain["codec"] = None
         chain["codec_unavailable"] = f"{kind}: not supported by this libsndfile ({sf.__libsndfile_version__}) " \
@@ -208,8 +252,12 @@ def draw_devices(ir_files: list[Path], n_seen: int, n_unseen: int, seed: int, sa
     return chains
 
 
+def _rms(x: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(x ** 2))) if len(x) else 0.0
+
+
 def _level(x: np.ndarray, dbfs: float) -> np.ndarray:
-    rms = float(np.sqrt(np.mean(x ** 2)))
+    rms = _rms(x)
     return x * (10 ** (dbfs / 20) / rms) if rms > 1e-10 else x
 
 
@@ -223,18 +271,18 @@ def _peaking(hz: float, gain_db: float, q: float, sr: int) -> np.ndarray:
 
 
 def _frame_gain(x: np.ndarray, sr: int, gain_db_of, frame_s: float = 0.005) -> np.ndarray:
-    """Per-sample linear gain from a gain computer working on 5-ms frame levels (dB)."""
+    """``x`` through a gain computer working on 5-ms frame levels (dB): the frame envelope of
+    augment/device.py's ``compress`` (one implementation, in torch), with this module's gain
+    computers (a device's attack/release and AGC, at absolute working-level thresholds) in numpy."""
     hop = max(1, int(frame_s * sr))
-    n = -(-len(x) // hop)
-    frames = np.pad(x, (0, n * hop - len(x))).reshape(n, hop)
-    level = 10 * np.log10(np.maximum(np.mean(frames ** 2, axis=1), 1e-12))
-    g = gain_db_of(level, hop / sr)
-    return np.interp(np.arange(len(x)), np.arange(n) * hop + hop / 2, 10 ** (g / 20))
+    t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64))[None]
+    g = gain_db_of(frame_levels_db(t, hop)[0].numpy(), hop / sr)
+    return apply_frame_gain(t, torch.from_numpy(np.asarray(g, dtype=np.float64))[None], hop)[0].numpy()
 
 
 def _compressor(x, sr, threshold_dbfs, ratio, attack_ms, release_ms):
     def gain(level, dt):
-        want = -np.maximum(level - threshold_dbfs, 0) * (1 - 1 / ratio)
+        want = compression_db(torch.from_numpy(level), threshold_dbfs, ratio).numpy()
         att, rel = np.exp(-dt / (attack_ms / 1000)), np.exp(-dt / (release_ms / 1000))
         out, g = np.empty_like(want), 0.0
         for i, w in enumerate(want):              # gain falls at the attack rate, recovers at the release rate
@@ -242,7 +290,7 @@ def _compressor(x, sr, threshold_dbfs, ratio, attack_ms, release_ms):
             g = c * g + (1 - c) * w
             out[i] = g
         return out
-    return x * _frame_gain(x, sr, gain)
+    return _frame_gain(x, sr, gain)
 
 
 def _agc(x, sr, target_dbfs, window_s, max_gain_db):
@@ -250,7 +298,7 @@ def _agc(x, sr, target_dbfs, window_s, max_gain_db):
         a = np.exp(-dt / window_s)                # a slow running level, pulled towards the target
         env = signal.lfilter([1 - a], [1, -a], 10 ** (level / 10), zi=[a * 10 ** (level[0] / 10)])[0]
         return np.clip(target_dbfs - 10 * np.log10(np.maximum(env, 1e-12)), -max_gain_db, max_gain_db)
-    return x * _frame_gain(x, sr, gain)
+    return _frame_gain(x, sr, gain)
 
 
 def _codec(x: np.ndarray, kind: str, level: float, sr: int) -> np.ndarray:
@@ -267,8 +315,12 @@ def _codec(x: np.ndarray, kind: str, level: float, sr: int) -> np.ndarray:
 def apply_chain(x: np.ndarray, chain: dict, ir: np.ndarray, sr: int, rng: np.random.Generator) -> np.ndarray:
     """Source audio -> the device's recording, in signal order: capsule (impulse response, band,
     resonances), analog front end (hum, noise floor), level processing (compressor, AGC), converter
-    (clipping), output level, codec. ``rng`` draws the clip's own noise and hum phase."""
+    (clipping), output level, codec. ``rng`` draws the clip's own noise and hum phase.
+
+    The stages up to clipping run at the working level ``NOMINAL_DBFS``; the output level is the
+    clip's own (its RMS, times the device's ``gain_db``), or on a device with an AGC the AGC's."""
     x = np.asarray(x, dtype=np.float64)
+    back = _rms(x) / 10 ** (NOMINAL_DBFS / 20)      # the working level stands for the clip's own level
     y = _level(signal.fftconvolve(x, ir)[:len(x)], NOMINAL_DBFS)
     band = chain["band"]
     sos = [signal.butter(band["order"], band["highpass_hz"], "highpass", fs=sr, output="sos"),
@@ -288,11 +340,13 @@ def apply_chain(x: np.ndarray, chain: dict, ir: np.ndarray, sr: int, rng: np.ran
         y = _compressor(y, sr, **chain["compressor"])
     if chain.get("agc"):
         y = _agc(y, sr, **chain["agc"])
-    if chain.get("clipping"):
+    if chain.get("clipping"):        # overdriven so the peaks go drive_db past full scale, then back to its level
         c = chain["clipping"]
-        y = y * (10 ** (c["drive_db"] / 20) / (np.max(np.abs(y)) + 1e-12))
-        y = np.clip(y, -1, 1) if c["shape"] == "hard" else np.tanh(y)
-    y = np.clip(_level(y, chain["level_dbfs"]), -1.0, 1.0)
+        drive = 10 ** (c["drive_db"] / 20) / (np.max(np.abs(y)) + 1e-12)
+        y = (np.clip(y * drive, -1, 1) if c["shape"] == "hard" else np.tanh(y * drive)) / drive
+    if not chain.get("agc") and back > 1e-10:      # an AGC has set the level (its job); a silent clip: the floor
+        y = y * back
+    y = np.clip(y * 10 ** (chain["gain_db"] / 20), -1.0, 1.0)
     if chain.get("codec"):
         y = _codec(y, chain["codec"]["kind"], chain["codec"]["compression_level"], sr)
     return np.clip(y, -1.0, 1.0).astype(np.float32)
@@ -322,13 +376,54 @@ def _check_options(n_seen, n_unseen, seed, seen_share, segment_seconds, sample_r
               (seed >= 0, f"--seed must be 0 or more, got {seed}"),
               (0 < seen_share <= 1, f"--seen-share must lie in (0, 1], got {seen_share}"),
               (segment_seconds >= 0, f"--segment-seconds must be 0 (whole recordings) or more, got {segment_seconds}"),
-              (8000 <= sample_rate <= 48000, f"--sample-rate must lie in 8000..48000 Hz, got {sample_rate}"),
-              (0 <= validate_fraction and 0 < evaluate_fraction and validate_fraction + evaluate_fraction < 1,
-               f"--validate-fraction ({validate_fraction}) and --evaluate-fraction ({evaluate_fraction}) must be "
-               ">= 0 and > 0 and sum to less than 1")]
+              (8000 <= sample_rate <= 48000, f"--sample-rate must lie in 8000..48000 Hz, got {sample_rate}")]
     for ok, message in checks:
         if not ok:
             raise ValueError(message)
+    _check_fractions(validate_fraction, evaluate_fraction)
+
+
+def _check_fractions(validate_fraction, evaluate_fraction):
+    """Each fraction names its option (a NaN fails every comparison, so it is refused too)."""
+    checks = [(0 <= validate_fraction < 1, f"--validate-fraction must lie in [0, 1), got {validate_fraction}"),
+              (0 < evaluate_fraction < 1, f"--evaluate-fraction must lie in (0, 1), got {evaluate_fraction}"),
+              (validate_fraction + evaluate_fraction < 1,
+               f"--validate-fraction ({validate_fraction}) and --evaluate-fraction ({evaluate_fraction}) must sum "
+               "to less than 1 (the rest is trained on)")]
+    for ok, message in checks:
+        if not ok:
+            raise ValueError(message)
+
+
+def _temporary(out: Path, pid: int | None = None) -> Path:
+    """The folder a run builds ``out`` in: named by host and process, so a later run can tell whether
+    its owner is gone."""
+    return out.with_name(f".{out.name}.simulating-{HOST}-{os.getpid() if pid is None else pid}")
+
+
+def remove_stale_temporaries(out: Path, log=print) -> list[Path]:
+    """Remove the temporary folders of runs into ``out`` that were killed before they could clean up.
+
+    Why: a killed run (``kill -9``, a lost session) leaves a hidden, possibly large, half-built folder
+    beside ``--out`` that nothing else would ever remove. Like sceneshift.io's file temporaries, only
+    this host's are judged (a process id says nothing about another machine's processes, and ``--out``
+    may be on a shared disk), and only those whose process is gone; a name without a host
+    (``.<out>.simulating-<pid>``, written before the host was part of the name) counts as this host's.
+    """
+    prefix, removed = f".{out.name}.simulating-", []
+    if not out.parent.is_dir():
+        return removed
+    for tmp in sorted(out.parent.iterdir()):
+        if not tmp.name.startswith(prefix) or not tmp.is_dir():
+            continue
+        host, _, pid = tmp.name[len(prefix):].rpartition("-")
+        if host in ("", HOST) and pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            shutil.rmtree(tmp, ignore_errors=True)
+            removed.append(tmp)
+    if removed:
+        log(f"removed {len(removed)} temporary folder(s) left by interrupted runs into {out} "
+            f"({', '.join(p.name for p in removed)})")
+    return removed
 
 
 def simulate(source, irs, out, devices: int = 5, unseen: int = 3, seed: int = 0, seen_share: float = 0.075,
@@ -338,6 +433,7 @@ def simulate(source, irs, out, devices: int = 5, unseen: int = 3, seed: int = 0,
     _check_options(devices, unseen, seed, seen_share, segment_seconds, sample_rate, validate_fraction,
                    evaluate_fraction)
     out = Path(out).expanduser()
+    remove_stale_temporaries(out, log=log)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise FileExistsError(f"--out {out}: exists and is not empty; give a new folder (or remove it)")
     ir_files = impulse_response_files(irs, "--irs")
@@ -387,6 +483,18 @@ def simulate(source, irs, out, devices: int = 5, unseen: int = 3, seed: int = 0,
     for part in ("train", "evaluate"):
         if not any(c["part"] == part for c in clips):
             raise ValueError(f"--source {source}: no usable {part} recording ({len(skipped)} skipped)")
+    untrained = sorted({c["rec"].scene for c in clips} - {c["rec"].scene for c in clips if c["part"] == "train"})
+    if untrained:       # split_locations left each scene a training location, but its files may all be skipped
+        by_name = {r.name: r for r in recs}
+        lost = [n for n, _ in skipped if n in by_name and by_name[n].scene in untrained
+                and parts[by_name[n].location] == "train"]
+        raise ValueError(
+            f"--source {source}: no usable training recording of scene(s) {', '.join(map(repr, untrained))}, so a "
+            "model trained on the dataset could never predict them"
+            + (f"; skipped from their training locations: {', '.join(lost)}" if lost else
+               " (their recordings lie in locations held out for another scene: a shared location goes with the "
+               "first scene)")
+            + "; repair or replace those recordings, or add recordings of these scenes")
     for dev, chain in chains.items():
         if chain.get("codec_unavailable"):
             warn(f"device {dev}: codec {chain['codec_unavailable']}")
@@ -400,7 +508,7 @@ def simulate(source, irs, out, devices: int = 5, unseen: int = 3, seed: int = 0,
             c["devices"] += seen + (unseen_devs if c["part"] == "evaluate" else [])
 
     # pass 2: write the audio into a temporary folder, then the lists, then rename it into place
-    tmp = out.with_name(f".{out.name}.simulating-{os.getpid()}")
+    tmp = _temporary(out)
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         lists = {p: [] for p in ("train", "validate", "evaluate")}

@@ -71,6 +71,16 @@ def location_of(filename: str) -> str:
     return "-".join(parts[:-2]) if len(parts) >= 4 else Path(filename).stem
 
 
+def location_order(locations) -> list[str]:
+    """``locations`` in a fixed hash order: the order in which recording locations are held out.
+
+    A CRC32 of the name, not ``hash()`` (salted per process) and not the seed, so every run and
+    every machine holds out the same locations, and adding a location never reorders the others.
+    Shared by the TAU reader's derived validation split and ``sceneshift devices simulate``.
+    """
+    return sorted(locations, key=lambda loc: (zlib.crc32(loc.encode()), loc))
+
+
 def parse_groups(text: str) -> dict[str, list[str]]:
     """``"source=a;seen=b,c;unseen=s4"`` -> groups (the ``--groups`` option)."""
     groups = {}
@@ -137,7 +147,7 @@ class TauDataset(DatasetAdapter):
             by_scene.setdefault(c.scene or "", set()).add(location_of(c.filename))
         held = set()
         for locations in by_scene.values():
-            order = sorted(locations, key=lambda loc: (zlib.crc32(loc.encode()), loc))
+            order = location_order(locations)
             held.update(order[:max(1, math.ceil(self.validate_fraction * len(order)))] if len(order) > 1 else [])
         warn(f"{self.split_file('train').parent}: no fold{self.fold}_validate.csv; validating on {len(held)} "
              f"recording locations held out of fold{self.fold}_train.csv "
