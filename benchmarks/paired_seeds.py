@@ -3,10 +3,12 @@
 Runs are paired by position (the k-th run of --a and of --b share a seed). Two 95 % intervals of
 the mean difference: Student's t over the seeds (with three seeds it is wide, and says whether a
 difference is larger than what the seed alone moves), and a paired bootstrap that resamples both
-the seed pairs and the evaluation clips (the same clips for both settings), so it also counts
-how much the choice of test clips moves the difference. The bootstrap reads each run's
-``predictions.csv`` (written by ``sceneshift evaluate``); it is left out where one is missing. It is
-``sceneshift.evaluation.bootstrap.paired_bootstrap``, the one ``sceneshift compare`` uses.
+the seed pairs and the evaluation recordings (a cluster bootstrap: all device copies of a
+recording segment drawn together, the same draw for both settings; --cluster location draws whole
+recording locations), so it also counts how much the choice of test recordings moves the
+difference. The bootstrap reads each run's ``predictions.csv`` (written by ``sceneshift
+evaluate``); it is left out where one is missing or where the runs were scored on different clips.
+It is ``sceneshift.evaluation.bootstrap.paired_bootstrap``, the one ``sceneshift compare`` uses.
 
     python benchmarks/paired_seeds.py --a runs/plain-s0 runs/plain-s1 runs/plain-s2 \\
         --b runs/fast-s0 runs/fast-s1 runs/fast-s2 --split urban-mobile-evaluate
@@ -15,12 +17,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
 from scipy import stats
 
-from sceneshift.evaluation.bootstrap import paired_bootstrap, read_predictions
+from sceneshift.evaluation.bootstrap import cluster_keys, paired_bootstrap, paired_predictions, read_predictions
 
 
 def accuracies(run: Path, split: str) -> dict:
@@ -31,16 +34,20 @@ def accuracies(run: Path, split: str) -> dict:
     return out
 
 
-def bootstrap(runs_a, runs_b, split: str, groups: dict, n: int = 2000, seed: int = 0) -> dict | None:
-    """95 % percentile interval of mean(b − a) per group, resampling seed pairs and clips (paired)."""
-    ca = [read_predictions(r / "eval" / split / "predictions.csv") for r in runs_a]
-    cb = [read_predictions(r / "eval" / split / "predictions.csv") for r in runs_b]
-    if any(c is None for c in ca + cb):
+def bootstrap(runs_a, runs_b, split: str, groups: dict, n: int = 2000, seed: int = 0,
+              cluster: str = "segment") -> dict | None:
+    """95 % percentile interval of mean(b − a) per group, resampling seed pairs and clusters of clips (paired)."""
+    preds = [read_predictions(r / "eval" / split / "predictions.csv") for r in list(runs_a) + list(runs_b)]
+    if any(p is None for p in preds):
         return None
-    files = sorted(set.intersection(*[set(c[0]) for c in ca + cb]))
-    da = np.array([[c[0][f] for f in files] for c in ca])         # (seeds, clips)
-    db = np.array([[c[0][f] for f in files] for c in cb])
-    return paired_bootstrap(da, db, [ca[0][1][f] for f in files], {**groups, "overall": None}, n, seed)
+    try:
+        files, correct, devices = paired_predictions(*preds)
+    except ValueError as e:
+        print(f"note: no bootstrap interval: {e}", file=sys.stderr)
+        return None
+    da, db = correct[:len(runs_a)], correct[len(runs_a):]       # (seeds, clips)
+    return paired_bootstrap(da, db, devices, {**groups, "overall": None}, n=n, seed=seed,
+                            clusters=cluster_keys(files, devices, cluster))
 
 
 def main(argv=None):
@@ -49,15 +56,19 @@ def main(argv=None):
     ap.add_argument("--b", nargs="+", type=Path, required=True, help="runs of the second setting, same seeds")
     ap.add_argument("--split", default="urban-mobile-evaluate", help="report folder name under RUN/eval/")
     ap.add_argument("--names", nargs=2, default=("a", "b"))
+    ap.add_argument("--cluster", choices=("segment", "location", "clip"), default="segment",
+                    help="what the bootstrap resamples: recording segments with all their device copies (default), "
+                         "whole recording locations, or single clips (too narrow where clips share a recording)")
     a = ap.parse_args(argv)
     if len(a.a) != len(a.b):
         ap.error("--a and --b need the same number of runs (one per seed)")
     ra, rb = [accuracies(r, a.split) for r in a.a], [accuracies(r, a.split) for r in a.b]
     report = json.loads((a.a[0] / "eval" / a.split / "report.json").read_text())
     groups = {g: set(v["devices"]) for g, v in report["groups"].items() if "devices" in v}
-    boot = bootstrap(a.a, a.b, a.split, groups)
+    boot = bootstrap(a.a, a.b, a.split, groups, cluster=a.cluster)
+    unit = {"segment": "recordings", "location": "locations", "clip": "clips"}[a.cluster]
     print(f"| group | {a.names[0]} (mean ± std, n={len(ra)}) | {a.names[1]} | {a.names[1]} − {a.names[0]} "
-          "(paired, 95 % t-interval) | paired bootstrap 95 % (seeds and clips) |\n|---|---|---|---|---|")
+          f"(paired, 95 % t-interval) | paired bootstrap 95 % (seeds and {unit}) |\n|---|---|---|---|---|")
     for g in ra[0]:
         x, y = 100 * np.array([r[g] for r in ra]), 100 * np.array([r[g] for r in rb])
         d = y - x

@@ -3,7 +3,9 @@
 Why: urban-mobile's evaluation split holds 837 recordings, each played through all 9 devices,
 so accuracies of two systems on it are strongly paired and the 9 device copies of a recording
 are not independent. The interval here resamples recordings (all their device copies together,
-a cluster bootstrap) and recomputes the accuracy difference of two systems on the same clips.
+a cluster bootstrap: ``sceneshift.evaluation.bootstrap.paired_bootstrap``, the one ``sceneshift
+compare`` and ``benchmarks/paired_seeds.py`` use) and recomputes the accuracy difference of two
+systems on the same clips.
 It measures test-set sampling noise only; the spread between training seeds is not included
 (one run per row, for the compute budget), and is likely larger on short schedules.
 
@@ -37,31 +39,24 @@ def system(runs: Path, name: str):
 
 def main(argv=None):
     from sceneshift.data.splits import DataSource
+    from sceneshift.evaluation.bootstrap import cluster_keys, observed_difference, paired_bootstrap
     runs = Path((argv or sys.argv[1:] or ["/tmp/runs/seed003"])[0])
     first = system(runs, "resnet")
     source = DataSource(first.cfg["data"], first.domain, log=lambda *a: None)
     data = source.split("evaluate")
-    recording = np.unique([c.filename.rsplit("-", 1)[0] for c in data.clips], return_inverse=True)[1]
     device = np.array([c.device for c in data.clips])
-    groups = {"overall": np.ones(len(device), bool),
-              **{g: np.isin(device, m) for g, m in source.adapter.groups().items()}}
+    recording = cluster_keys([c.filename for c in data.clips], device)
+    groups = {"overall": None, **source.adapter.groups()}
     correct = {}
-    rng = np.random.default_rng(0)
-    n_rec = recording.max() + 1
-    draws = [np.bincount(rng.integers(0, n_rec, n_rec), minlength=n_rec) for _ in range(1000)]
     print("| comparison | " + " | ".join(groups) + " |\n|---|" + "---|" * len(groups))
     for label, a, b in PAIRS:
         for name in (a, b):
             if name not in correct:
-                correct[name] = system(runs, name).probabilities(data.waves).argmax(1) == data.labels
-        cells = []
-        for mask in groups.values():
-            diff = correct[a].astype(float) - correct[b].astype(float)
-            per_rec = np.bincount(recording[mask], diff[mask], minlength=n_rec)
-            n_per = np.bincount(recording[mask], minlength=n_rec)
-            boot = [(w @ per_rec) / (w @ n_per) for w in draws]
-            lo, hi = np.percentile(boot, [2.5, 97.5])
-            cells.append(f"{100 * diff[mask].mean():+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]")
+                correct[name] = (system(runs, name).probabilities(data.waves).argmax(1) == data.labels).astype(float)
+        # the table shows a − b: b goes first, as the side the difference is taken from
+        diff = observed_difference(correct[b], correct[a], device, groups)
+        ci = paired_bootstrap(correct[b], correct[a], device, groups, clusters=recording, n=1000)
+        cells = [f"{diff[g]:+.1f} [{ci[g][0]:+.1f}, {ci[g][1]:+.1f}]" if g in ci else "-" for g in groups]
         print(f"| {label} | " + " | ".join(cells) + " |")
 
 

@@ -1,16 +1,18 @@
 """``sceneshift compare``: the page's numbers are the reports' numbers, paired intervals, recipe differences, errors."""
 import base64
 import json
+import os
 import re
 import shutil
 from html.parser import HTMLParser
 
 import numpy as np
 import pytest
+import yaml
 
 from sceneshift.cli import main
 from sceneshift.evaluation.bootstrap import paired_bootstrap
-from sceneshift.evaluation.compare import flatten, recipe_differences
+from sceneshift.evaluation.compare import compare, flatten, recipe_differences
 from sceneshift.evaluation.report import pct
 
 QUICK = ["train.epochs=1", "train.progress=false", "train.batch_size=32"]
@@ -139,6 +141,91 @@ def test_recipe_differences_and_unpaired_clip_sets(two_runs, tmp_path):
         assert row[0] == "c" and "not paired" in row[1] and "360 vs 350" in row[1]
 
 
+def _paired_rows(out) -> dict:
+    return {row[0]: row[1:] for row in section(md_tables((out / "compare.md").read_text()), "Paired difference")[1:]}
+
+
+def _shuffle_predictions(run, seed=0):
+    """Rewrite ``predictions.csv`` with its clip rows in another order (same header, same rows)."""
+    preds = run / "eval" / "tiny-evaluate" / "predictions.csv"
+    head, *rows = preds.read_text().splitlines(True)
+    order = np.random.default_rng(seed).permutation(len(rows))
+    assert (order != np.arange(len(rows))).any()
+    preds.write_text(head + "".join(rows[i] for i in order))
+
+
+def test_compare_pairs_clips_by_name(two_runs, tmp_path):
+    """The k-th row of one run's predictions is not the k-th of another's: clips are paired by file name."""
+    a, b = two_runs
+    if not (b / "eval" / "tiny-evaluate").exists():         # when this test runs alone
+        assert main(["evaluate", str(b)]) == 0
+    b2, a2 = tmp_path / "b2", tmp_path / "a2"
+    shutil.copytree(b, b2)
+    shutil.copytree(a, a2)
+    _shuffle_predictions(b2)
+    _shuffle_predictions(a2, seed=1)
+    out = tmp_path / "cmp"
+    logs = []
+    compare([a, b, b2, a2], out, log=logs.append)
+    assert not any("evaluating" in line for line in logs)      # the copies' reports are reused as they are
+    rows = _paired_rows(out)
+    assert rows["b2"] == rows["b"]                             # b's clips in another order: the same result
+    assert any(cell != "+0.0 [+0.0, +0.0]" for cell in rows["b"])
+    assert rows["a2"] == ["+0.0 [+0.0, +0.0]"] * 4             # a against itself, rows shuffled: no difference at all
+
+
+def test_compare_evaluates_a_stale_or_foreign_report_again(two_runs, tmp_path, tiny_benchmark):
+    """A report for another dataset folder, or older than model.pt, is not this model's: evaluated again."""
+    a, _ = two_runs
+    c = tmp_path / "c"
+    shutil.copytree(a, c)
+    rep_path = c / "eval" / "tiny-evaluate" / "report.json"
+    real = json.loads(rep_path.read_text())
+    assert real["meta"]["dataset"] == str(tiny_benchmark.resolve()) and real["meta"]["split"] == "evaluate"
+    fake = json.loads(rep_path.read_text())
+    fake["meta"]["dataset"] = str(tmp_path / "elsewhere" / "tiny")           # same folder name, another dataset
+    fake["overall"]["accuracy"] = 0.0
+    rep_path.write_text(json.dumps(fake))
+    os.utime(rep_path, ns=(c.joinpath("model.pt").stat().st_mtime_ns + 10**9,) * 2)   # newer than the weights
+    logs = []
+    summary = compare([a, c], tmp_path / "cmp", log=logs.append)
+    assert any(f"is for dataset {tmp_path / 'elsewhere' / 'tiny'}" in line and "evaluating" in line for line in logs)
+    again = json.loads(rep_path.read_text())
+    assert again["meta"]["dataset"] == str(tiny_benchmark.resolve())
+    assert again["overall"]["accuracy"] == real["overall"]["accuracy"] \
+        == summary["runs"][1]["report"]["overall"]["accuracy"]
+    assert _paired_rows(tmp_path / "cmp")["c"] == ["+0.0 [+0.0, +0.0]"] * 4
+    # the weights changed after the report (model.pt touched): evaluated again
+    t = c.joinpath("model.pt").stat().st_mtime_ns
+    os.utime(rep_path, ns=(t - 60 * 10**9,) * 2)
+    os.utime(c / "model.pt")
+    t = rep_path.stat().st_mtime_ns
+    logs = []
+    compare([a, c], tmp_path / "cmp", log=logs.append)
+    assert any("model.pt is newer than" in line and "evaluating" in line for line in logs)
+    assert rep_path.stat().st_mtime_ns > t
+    logs = []                                                               # now fresh: reused
+    compare([a, c], tmp_path / "cmp", log=logs.append)
+    assert not any("evaluating" in line for line in logs)
+
+
+def test_compare_notes_a_report_it_cannot_check(two_runs, tmp_path):
+    """The run's dataset is not at hand (no --data, its folder gone): the report is used, with a note that says why."""
+    a, _ = two_runs
+    d = tmp_path / "d"
+    shutil.copytree(a, d)
+    cfg = yaml.safe_load((d / "config.yaml").read_text())
+    cfg["data"]["root"] = str(tmp_path / "gone" / "tiny")                 # same folder name, not there
+    (d / "config.yaml").write_text(yaml.safe_dump(cfg))
+    logs = []
+    summary = compare([a, d], tmp_path / "cmp", log=logs.append)
+    assert not any("evaluating" in line for line in logs)
+    note = next(n for n in summary["notes"] if n.startswith("d: "))
+    assert f"not {tmp_path / 'gone' / 'tiny'}" in note and "not at hand" in note
+    assert f"note: {note}" in (tmp_path / "cmp" / "compare.md").read_text()
+    assert any(line.startswith("warning: d: ") for line in logs)
+
+
 def _html_tables(path):
     t = Tables()
     t.feed(path.read_text())
@@ -162,15 +249,17 @@ def test_paired_bootstrap_and_flatten():
     a = (rng.random(400) < 0.5).astype(float)
     b = np.where(rng.random(400) < 0.2, 1.0, a)                # b: a's right answers plus some more
     devices = np.array(["a", "b"] * 200)
-    ci = paired_bootstrap(a, b, devices, {"source": ["a"], "none": ["z"], "overall": None}, n=500)
+    clusters = np.arange(400) // 2                            # pairs of clips, one per device, share a recording
+    ci = paired_bootstrap(a, b, devices, {"source": ["a"], "none": ["z"], "overall": None}, clusters=clusters, n=500)
     assert set(ci) == {"source", "overall"}                    # a group without clips is left out
     d = 100 * (b.mean() - a.mean())
     assert ci["overall"][0] <= d <= ci["overall"][1] and ci["overall"][0] > 0
-    same = paired_bootstrap(a, a, devices, {"overall": None}, n=200)
+    same = paired_bootstrap(a, a, devices, {"overall": None}, clusters=clusters, n=200)
     assert list(same["overall"]) == [0.0, 0.0]
-    assert paired_bootstrap(np.stack([a, a]), np.stack([b, b]), devices, {"overall": None}, n=50)["overall"][1] > 0
+    assert paired_bootstrap(np.stack([a, a]), np.stack([b, b]), devices, {"overall": None}, clusters=clusters,
+                            n=50)["overall"][1] > 0
     with pytest.raises(ValueError):
-        paired_bootstrap(a, b[:10], devices, {"overall": None})
+        paired_bootstrap(a, b[:10], devices, {"overall": None}, clusters=clusters)
     assert flatten({"train": {"lr": 1}, "augment": [{"name": "mixup"}], "devices": ["a", "b"]}) == \
         {"train.lr": 1, "augment.0.name": "mixup", "devices": ["a", "b"]}
     assert recipe_differences([{"x": {"y": 1, "z": 2}}, {"x": {"y": 1, "z": 3}}]) == {"x.z": [2, 3]}

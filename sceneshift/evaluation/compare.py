@@ -9,9 +9,16 @@ interval of every run against the first (the first run is the reference of a swe
 Runs are what ``sceneshift evaluate`` scores: a run folder, an ensemble / two-stage system file or
 an exported ``.onnx`` file. A run without a report for the split (or without its
 ``predictions.csv``) is evaluated first, with the same function and to the same folder as
-``sceneshift evaluate``, so a later ``compare`` finds it. Intervals come from the clips'
-predictions, so they need the same clips on both sides; runs scored on different clip sets are
-shown unpaired, with the reason, rather than paired on a subset no report describes.
+``sceneshift evaluate``, so a later ``compare`` finds it. A report found there is used only when
+it describes this model on this dataset: its ``meta.dataset`` is the resolved dataset folder,
+its ``meta.split`` the split, it is not adapted, and it is newer than the weights (``model.pt``,
+the ``.onnx`` file, the system file and its members' weights). Otherwise the run is evaluated
+again - unless the dataset is not at hand (no ``--data``, the run's dataset folder missing), and
+then the report is used with a note on the page saying why it may not fit. Intervals come from
+the clips' predictions, so they need the same clips on both sides; runs scored on different clip
+sets are shown unpaired, with the reason, rather than paired on a subset no report describes.
+The interval resamples recording segments (every device copy of a segment together), see
+:mod:`.bootstrap`.
 """
 from __future__ import annotations
 
@@ -25,7 +32,7 @@ import numpy as np
 
 from ..data.domain import device_order
 from ..io import atomic_write_text
-from .bootstrap import paired_bootstrap, read_predictions
+from .bootstrap import cluster_keys, observed_difference, paired_bootstrap, paired_predictions, read_predictions
 from .report import pct
 
 MISSING = "—"
@@ -49,8 +56,9 @@ def _kind(path: Path) -> str:
     raise ValueError(f"{path}: not a run folder, a system file (.yaml) or an exported .onnx model")
 
 
-def _recipe_and_report_dir(path: Path, kind: str, data, split: str) -> tuple[dict, Path]:
-    """The recipe to diff and the folder ``evaluate`` writes its default report for ``split`` to.
+def _locate(path: Path, kind: str, data, split: str) -> dict:
+    """The recipe to diff, the folder ``evaluate`` writes its default report for ``split`` to, the
+    resolved dataset folder it is for, and the weights files the report must be newer than.
 
     The folder is computed the way :func:`evaluate.evaluate` names it, without opening the dataset,
     so runs whose reports exist can be compared where the dataset is not at hand. A system file's
@@ -60,11 +68,12 @@ def _recipe_and_report_dir(path: Path, kind: str, data, split: str) -> tuple[dic
     if kind == "run":
         from ..networks.predictor import load_run_config
         cfg = recipe = load_run_config(path)[0]
-        eval_dir = path / "eval"
+        eval_dir, weights = path / "eval", [path / "model.pt"]
     else:
         from ..networks.predictor import load_predictor
         predictor = load_predictor(path, "cpu")
         cfg, eval_dir = predictor.cfg, Path(predictor.eval_dir)
+        weights = [path] + _weights(predictor)
         if kind == "system":
             import yaml
             recipe = yaml.safe_load(path.read_text())
@@ -72,7 +81,39 @@ def _recipe_and_report_dir(path: Path, kind: str, data, split: str) -> tuple[dic
             recipe = cfg
     root = data or cfg["data"].get("root")
     root = Path(root).expanduser().resolve() if root else paths.default_benchmark().resolve()
-    return recipe, eval_dir / f"{root.name}-{split}"
+    return {"recipe": recipe, "report_dir": eval_dir / f"{root.name}-{split}", "dataset": root, "weights": weights}
+
+
+def _weights(predictor) -> list[Path]:
+    """The weights files a system (ensemble, two-stage, their members) or an exported model reads."""
+    if getattr(predictor, "members", None) is not None:
+        return [w for m in predictor.members for w in _weights(m)]
+    if getattr(predictor, "fine", None) is not None:
+        return _weights(predictor.fine) + _weights(predictor.coarse)
+    if getattr(predictor, "run_dir", None) is not None:
+        return [Path(predictor.run_dir) / "model.pt"]
+    return [Path(predictor.path)] if getattr(predictor, "path", None) is not None else []
+
+
+def report_problem(rep_dir: Path, dataset: Path, split: str, weights: list[Path]) -> str | None:
+    """Why the report in ``rep_dir`` does not describe these weights on ``split`` of ``dataset``; None when it does."""
+    rep = rep_dir / "report.json"
+    if not (rep.is_file() and (rep_dir / "predictions.csv").is_file()):
+        return f"no report for split {split!r} in {rep_dir}"
+    try:
+        meta = json.loads(rep.read_text())["meta"]
+    except (ValueError, KeyError, TypeError, OSError):
+        return f"{rep}: unreadable (no meta section)"
+    if meta.get("split") != split:
+        return f"{rep} is for split {meta.get('split')!r}, not {split!r}"
+    if not meta.get("dataset") or Path(meta["dataset"]).expanduser().resolve() != dataset:
+        return f"{rep} is for dataset {meta.get('dataset')}, not {dataset}"
+    if meta.get("adapt", "none") != "none":
+        return f"{rep} is of a run adapted with {meta['adapt']!r}"
+    newer = [w for w in weights if w.is_file() and w.stat().st_mtime_ns > rep.stat().st_mtime_ns]
+    if newer:
+        return f"{newer[0]} is newer than {rep}"
+    return None
 
 
 def flatten(tree, prefix: str = "") -> dict:
@@ -107,23 +148,15 @@ def _labels(paths: list[Path]) -> list[str]:
 
 
 def _pairing(first: dict, other: dict, groups: dict) -> dict:
-    """Observed difference and paired bootstrap interval of ``other`` − ``first`` per group, or why not."""
-    (ca, da), (cb, db) = first["predictions"], other["predictions"]
-    if set(ca) != set(cb) or any(da[f] != db[f] for f in ca):
-        common = len(set(ca) & set(cb))
-        return {"paired": False, "reason": f"scored on different clips ({len(ca)} vs {len(cb)} clips, "
-                                           f"{common} in common): not paired"}
-    files = sorted(ca)
-    a, b = np.array([ca[f] for f in files]), np.array([cb[f] for f in files])
-    devices = np.array([da[f] for f in files])
+    """Observed difference and paired cluster bootstrap interval of ``other`` − ``first`` per group, or why not."""
+    try:
+        files, (a, b), devices = paired_predictions(first["predictions"], other["predictions"])
+    except ValueError as e:
+        return {"paired": False, "reason": str(e)}
     groups = {**groups, "overall": None}
-    ci = paired_bootstrap(a, b, devices, groups)
-    diff = {}
-    for g, devs in groups.items():
-        m = np.ones(len(files), bool) if devs is None else np.isin(devices, devs)
-        if m.any():
-            diff[g] = 100 * float(b[m].mean() - a[m].mean())
-    return {"paired": True, "diff": diff, "ci": {g: [float(x) for x in v] for g, v in ci.items()}}
+    ci = paired_bootstrap(a, b, devices, groups, clusters=cluster_keys(files, devices))
+    return {"paired": True, "diff": observed_difference(a, b, devices, groups),
+            "ci": {g: [float(x) for x in v] for g, v in ci.items()}}
 
 
 def compare(runs, out: str | Path, data=None, split: str = "evaluate", log=print) -> dict:
@@ -132,21 +165,28 @@ def compare(runs, out: str | Path, data=None, split: str = "evaluate", log=print
     if not given:
         raise ValueError("compare: give at least one run folder or system file")
     kinds = [_kind(p) for p in given]                 # every argument checked before any evaluation
-    entries = []
+    entries, notes = [], []
     for path, kind, label in zip(given, kinds, _labels([p.absolute() for p in given])):
-        recipe, rep_dir = _recipe_and_report_dir(path, kind, data, split)
-        if not ((rep_dir / "report.json").is_file() and (rep_dir / "predictions.csv").is_file()):
+        where = _locate(path, kind, data, split)
+        rep_dir = where["report_dir"]
+        problem = report_problem(rep_dir, where["dataset"], split, where["weights"])
+        found = (rep_dir / "report.json").is_file() and (rep_dir / "predictions.csv").is_file()
+        if problem and found and data is None and not where["dataset"].is_dir():
+            notes.append(f"{label}: {problem}; not evaluated again, as {where['dataset']} is not at hand "
+                         "(give --data): its numbers may not be this model's on this dataset")
+            log(f"warning: {notes[-1]}")
+        elif problem:
             from .evaluate import evaluate
-            log(f"{label}: no report for split {split!r} in {rep_dir}; evaluating")
+            log(f"{label}: {problem}; evaluating")
             rep_dir = Path(evaluate(path, data=data, split=split, log=log)["meta"]["out"])
         report = json.loads((rep_dir / "report.json").read_text())
         entries.append({"label": label, "path": str(path), "report_dir": str(rep_dir), "report": report,
-                        "recipe": recipe, "predictions": read_predictions(rep_dir / "predictions.csv")})
+                        "recipe": where["recipe"], "predictions": read_predictions(rep_dir / "predictions.csv")})
     first = entries[0]["report"]
     groups = {g: v["devices"] for g, v in first["groups"].items()}
     devices = sorted({d for e in entries for d in e["report"]["devices"]}, key=device_order)
-    notes = [f"{e['label']}: {len(e['report']['meta'].get('skipped') or [])} clip(s) skipped in its evaluation "
-             f"(listed in {e['report_dir']}/report.json)" for e in entries if e["report"]["meta"].get("skipped")]
+    notes += [f"{e['label']}: {len(e['report']['meta'].get('skipped') or [])} clip(s) skipped in its evaluation "
+              f"(listed in {e['report_dir']}/report.json)" for e in entries if e["report"]["meta"].get("skipped")]
     notes += [f"{e['label']}: device groups differ from {entries[0]['label']}'s; intervals use "
               f"{entries[0]['label']}'s groups" for e in entries[1:]
               if {g: v["devices"] for g, v in e["report"]["groups"].items()} != groups]
@@ -196,11 +236,13 @@ def tables(s: dict) -> list[tuple[str, list[str], list[list[str]], str]]:
                 [[d, s["group_of"].get(d, "-")] + [pct(_acc(e["report"], device=d)) for e in runs]
                  for d in s["devices"]], ""))
     if s["pairs"]:
-        out.append((f"Paired difference to {names[0]} (percentage points, 95 % paired bootstrap interval over clips)",
+        out.append((f"Paired difference to {names[0]} (percentage points, "
+                    "95 % paired bootstrap interval over recordings)",
                     ["run"] + s["groups"],
                     [[p["label"]] + ([_interval(p, g) for g in s["groups"]] if p["paired"]
                                      else [p["reason"]] + [""] * (len(s["groups"]) - 1)) for p in s["pairs"]],
-                    "resampled: the evaluation clips, the same draw for both runs; training-seed noise is not included"))
+                    "resampled: the recording segments (all device copies of a segment together), the same draw "
+                    "for both runs; training-seed noise is not included"))
     cost = [e["report"].get("complexity") or {} for e in runs]
     out.append(("Complexity", ["run", "networks", "parameters", "kB as stored", "M MACs per second", "precision"],
                 [[e["label"], str(c.get("networks", "-")), f"{c['parameters']:,}" if "parameters" in c else "-",

@@ -31,7 +31,8 @@ def open_split(cfg: dict, domain, split: str, data: str | Path | None = None, lo
 def write_predictions(path: Path, files, devices, labels, proba: np.ndarray, classes):
     """One row per scored clip: its true and predicted scene and every class probability.
 
-    What paired comparisons need (benchmarks/paired_seeds.py resamples clips), and what a user
+    What paired comparisons need (``sceneshift compare`` and benchmarks/paired_seeds.py resample
+    recording segments), and what a user
     needs to look at the errors.
     """
     import csv

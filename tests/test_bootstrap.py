@@ -1,0 +1,126 @@
+"""The paired cluster bootstrap (evaluation/bootstrap.py) on synthetic clips: clusters, pairing, reduction."""
+import numpy as np
+import pytest
+
+from sceneshift.evaluation.bootstrap import (cluster_key, cluster_keys, observed_difference, paired_bootstrap,
+                                             paired_predictions)
+
+DEVICES = ["a", "b", "c", "s1", "s2", "s3", "s4", "s5", "s6"]
+
+
+def clip_bootstrap(correct_a, correct_b, devices, groups, n, seed):
+    """The clip-level paired bootstrap (seed pairs and single clips resampled), as it was before clusters."""
+    da, db = np.atleast_2d(correct_a), np.atleast_2d(correct_b)
+    rng = np.random.default_rng(seed)
+    out = {}
+    for g, devs in groups.items():
+        cols = np.arange(len(devices)) if devs is None else np.flatnonzero(np.isin(devices, list(devs)))
+        diffs = np.empty(n)
+        for k in range(n):
+            s = rng.integers(0, len(da), len(da))
+            c = cols[rng.integers(0, len(cols), len(cols))]
+            diffs[k] = 100 * (db[s][:, c].mean() - da[s][:, c].mean())
+        out[g] = np.percentile(diffs, [2.5, 97.5])
+    return out
+
+
+def tau_clips(segments: int, seed: int = 0):
+    """TAU-style names, every segment through all 9 devices, 4 segments per location. b is right on
+    every copy of the segments a gets right plus a third of the others (an effect shared by the copies),
+    with a little per-clip noise."""
+    rng = np.random.default_rng(seed)
+    files = [f"audio/park-lisbon-{s // 4}-{s}-{d}.wav" for s in range(segments) for d in DEVICES]
+    devices = np.array([d for _ in range(segments) for d in DEVICES])
+    a_seg = rng.random(segments) < 0.5
+    gain = rng.random(segments) < 0.33
+    a = np.repeat(a_seg, len(DEVICES)).astype(float)
+    b = np.repeat(a_seg | gain, len(DEVICES)).astype(float)
+    flip = rng.random(len(files)) < 0.03
+    b[flip] = 1 - b[flip]
+    return files, devices, a, b
+
+
+def test_cluster_keys():
+    assert cluster_key("audio/airport-lisbon-1000-40000-a.wav") == "audio/airport-lisbon-1000-40000"
+    assert cluster_key("audio/airport-lisbon-1000-40000-s4.wav", "s4", by="location") == "audio/airport-lisbon-1000"
+    assert cluster_key("audio/airport-lisbon-1000-40000-a.wav", by="clip") == "audio/airport-lisbon-1000-40000-a.wav"
+    # urban-mobile and `sceneshift devices simulate` names
+    assert cluster_key("audio/car_horn-fold10-100648-100648_1_0_0-s1.flac", "s1") == \
+        "audio/car_horn-fold10-100648-100648_1_0_0"
+    assert cluster_key("audio/park-mypark-3-s4.flac", "s4") == "audio/park-mypark-3"
+    assert cluster_key("audio/park-mypark-3-s4.flac", "s4", by="location") == "audio/park-mypark"
+    # another layout: a suffix that is not the clip's device stays; no suffix: the clip is its own cluster
+    assert cluster_key("street/street-traffic-01.wav", "unknown") == "street/street-traffic-01.wav"
+    assert cluster_key("clip.wav") == "clip.wav"
+    with pytest.raises(ValueError, match="cluster"):
+        cluster_key("x-a.wav", by="scene")
+    files = ["audio/x-1-1-a.wav", "audio/x-1-1-b.wav", "audio/x-1-2-a.wav"]
+    assert list(cluster_keys(files)) == ["audio/x-1-1", "audio/x-1-1", "audio/x-1-2"]
+    assert list(cluster_keys(files, by="location")) == ["audio/x-1"] * 3
+
+
+def test_shared_effect_widens_the_interval():
+    files, devices, a, b = tau_clips(150)
+    groups = {"unseen": ["s4", "s5", "s6"], "overall": None}
+    d = observed_difference(a, b, devices, groups)
+    clip = paired_bootstrap(a, b, devices, groups, clusters=np.arange(len(files)), n=1000)
+    seg = paired_bootstrap(a, b, devices, groups, clusters=cluster_keys(files, devices), n=1000)
+    loc = paired_bootstrap(a, b, devices, groups, clusters=cluster_keys(files, devices, "location"), n=1000)
+    for g in groups:
+        width = {k: ci[g][1] - ci[g][0] for k, ci in (("clip", clip), ("segment", seg), ("location", loc))}
+        assert seg[g][0] <= d[g] <= seg[g][1] and loc[g][0] <= d[g] <= loc[g][1]
+        # about sqrt(copies of a segment in the group) for a fully shared effect: 3 overall, 1.7 for 3 devices
+        assert width["segment"] > {"overall": 2.0, "unseen": 1.3}[g] * width["clip"]
+        assert width["segment"] < 4 * width["clip"]
+        assert width["location"] > width["clip"]
+    # with one clip per cluster it is the clip bootstrap, draw for draw
+    ref = clip_bootstrap(a, b, devices, groups, 500, 3)
+    same = paired_bootstrap(a, b, devices, groups, clusters=files, n=500, seed=3)
+    for g in groups:
+        np.testing.assert_allclose(same[g], ref[g], atol=1e-9)
+
+
+def test_seed_pairs_reduce_to_the_clip_bootstrap():
+    rng = np.random.default_rng(2)
+    a = (rng.random((3, 200)) < 0.5).astype(float)
+    b = np.where(rng.random((3, 200)) < 0.2, 1.0, a)
+    devices = np.array(["a", "s4"] * 100)
+    groups = {"source": ["a"], "overall": None}
+    ref = clip_bootstrap(a, b, devices, groups, 300, 0)
+    got = paired_bootstrap(a, b, devices, groups, clusters=np.arange(200), n=300)
+    for g in groups:
+        np.testing.assert_allclose(got[g], ref[g], atol=1e-9)
+
+
+def test_pairing_is_by_file_name():
+    files, devices, a, b = tau_clips(40, seed=1)
+    pa = ({f: x for f, x in zip(files, a)}, dict(zip(files, devices)))
+    order = np.random.default_rng(0).permutation(len(files))
+    pb = ({files[i]: b[i] for i in order}, {files[i]: devices[i] for i in order})   # written in another order
+    got_files, (ca, cb), got_dev = paired_predictions(pa, pb)
+    assert got_files == sorted(files)
+    idx = [files.index(f) for f in got_files]
+    assert (ca == a[idx]).all() and (cb == b[idx]).all() and (got_dev == devices[idx]).all()
+    in_order = paired_predictions(pa, (dict(zip(files, b)), dict(zip(files, devices))))
+    assert in_order[0] == got_files and (in_order[1] == [ca, cb]).all()     # the order rows came in is irrelevant
+    groups = {"overall": None}
+    ci = paired_bootstrap(ca, cb, got_dev, groups, clusters=cluster_keys(got_files, got_dev), n=300)
+    shuffled = paired_bootstrap(ca[::-1], cb[::-1], got_dev[::-1], groups,
+                                clusters=cluster_keys(got_files[::-1], got_dev[::-1]), n=2000)
+    assert ci["overall"][0] <= observed_difference(ca, cb, got_dev, groups)["overall"] <= ci["overall"][1]
+    # another clip order changes only which draw picks which cluster: the same interval up to Monte Carlo noise
+    np.testing.assert_allclose(shuffled["overall"], paired_bootstrap(ca, cb, got_dev, groups, n=2000,
+                               clusters=cluster_keys(got_files, got_dev))["overall"], atol=2.0)
+    # paired by position instead of by name, the pairs would be other clips: the pairing is lost, the interval wider
+    wrong = paired_bootstrap(a, b[order], devices, groups, clusters=cluster_keys(files, devices), n=300)
+    assert np.ptp(wrong["overall"]) > 1.15 * np.ptp(ci["overall"])
+    # different clip sets, or other devices for a clip, are refused
+    fewer = ({f: x for f, x in list(pa[0].items())[:-9]}, pa[1])
+    with pytest.raises(ValueError, match=r"different clips \(360 vs 351 clips, 351 in common\)"):
+        paired_predictions(pa, fewer)
+    with pytest.raises(ValueError, match="other devices"):
+        paired_predictions(pa, (pa[0], {**pa[1], files[0]: "zz"}))
+    with pytest.raises(ValueError, match="same seeds and clips"):
+        paired_bootstrap(a, b[:10], devices, groups, clusters=files)
+    with pytest.raises(ValueError, match="cluster keys"):
+        paired_bootstrap(a, b, devices, groups, clusters=files[:10])
