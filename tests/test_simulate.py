@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from sceneshift.data import simulate as sim
+from sceneshift.augment import simulate as sim
 from sceneshift.data.datasets.tau import TauDataset, location_of
 
 SR = 16000

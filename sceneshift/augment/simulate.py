@@ -69,12 +69,12 @@ import soundfile as sf
 import torch
 from scipy import signal
 
-from ..augment.device import apply_frame_gain, compression_db, frame_levels_db
+from .device import apply_frame_gain, compression_db, frame_levels_db
 from ..io import HOST, _alive, atomic_path, atomic_write_json, atomic_write_text
-from .audio import AudioError, load_audio
-from .datasets.folders import AUDIO_SUFFIXES, SPLIT_DIRS, UNLABELED
-from .datasets.tau import location_order, read_table
-from .irs import impulse_response_files, load_impulse_responses
+from ..data.audio import AudioError, load_audio
+from ..data.datasets.folders import AUDIO_SUFFIXES, SPLIT_DIRS, UNLABELED
+from ..data.datasets.tau import location_order, read_table
+from ..data.irs import impulse_response_files, load_impulse_responses
 
 # The device family; bump when a chain is drawn or applied differently. v2: each clip keeps its
 # level relative to its source (the device's gain_db replaced v1's level_dbfs, an output level
