@@ -107,7 +107,7 @@ class SpectrumCorrection(Augmentation):
 
 
 # The frame-envelope machinery of a compressor, shared with the simulated devices of
-# ``sceneshift devices simulate`` (sceneshift/data/simulate.py), which call it from numpy with their own
+# ``sceneshift devices simulate`` (sceneshift/augment/simulate.py), which call it from numpy with their own
 # gain smoothing (attack/release) and thresholds (absolute, at their working level).
 
 def frame_levels_db(x: torch.Tensor, frame: int) -> torch.Tensor:

@@ -14,15 +14,31 @@ The run's recipe and domain are written into the file's metadata, so ``sceneshif
 ``sceneshift evaluate`` take the ``.onnx`` file where they take a run folder.
 
 ``--int8``: post-training static quantisation with onnxruntime (QDQ format, per-channel int8
-weights, int8 activations) of the convolutions and dense layers only (the front end's STFT and
-mel product stay float); activation ranges are calibrated on ``calibration_clips`` clips of the
-run's training split. The fp32 and int8 decisions are compared on as many validation clips (not
-used for calibration) and reported; ``sceneshift evaluate`` on the int8 file gives its accuracy.
+weights, int8 activations) of the graph's Conv and Gemm nodes only (convolutions, dense layers on a
+2-D input, ArcFace's cosine layer; MatMul, the STFT, the mel product, pooling and normalisations stay
+float); activation ranges are calibrated on ``calibration_clips`` clips of the run's training split.
+The fp32 and int8 decisions are compared on as many validation clips (not used for calibration) and
+reported; ``sceneshift evaluate`` on the int8 file gives its accuracy.
+
+The front end stays float except for its learned layers (seed 001's Wavegram convolution, which is
+quantised): the Conv nodes of the log-mel's deltas (``n_deltas``: seed002_paper, seed003_*), which
+onnxruntime would otherwise quantise like any Conv, are excluded (``float_in_int8``, by the module the
+exporter traced each node from), and named in the result (``int8_float_nodes``) and a note. Why:
+their kernel is a constant (nothing to learn, so quantisation-aware training could not compensate);
+quantising them would round the log-mel (dB, a range of 100 dB and more) and each delta channel to
+256 levels before the backbone sees them; they cost a few multiply-adds per feature against the
+backbone's thousands, so int8 saves nothing measurable; and the int8 network then gets the same
+features whether the front end is exported (``--frontend included``) or run in torch
+(``--frontend excluded``). Which nodes the int8 file quantises is read back from it
+(``int8_layers``: how many).
 
 ``--qat EPOCHS`` (implies ``--int8``): quantisation-aware fine-tuning first (export/qat.py): the
 run's network is trained for EPOCHS more epochs with that int8 scheme simulated, selected on
 validation accuracy, saved as ``RUN/model-qat.pt`` (``model.pt`` is left alone), and the int8 file
-(default ``RUN/model.qat.int8.onnx``) is quantised, as above, from those weights.
+(default ``RUN/model.qat.int8.onnx``) is quantised, as above, from those weights. Each int8 node of
+the file is then matched with the layers QAT simulated (by module); any quantised node QAT did not
+simulate, or simulated layer the file leaves float, is named in a warning and in the result
+(``qat_not_simulated``, ``qat_simulated_but_float``; both empty for every network and head here).
 """
 from __future__ import annotations
 
@@ -41,6 +57,7 @@ from ..io import atomic_path
 from ..networks.predictor import RunPredictor, load_weights
 
 TOLERANCE = 1e-4          # largest |fp32 ONNX - PyTorch| logit difference accepted
+QUANTISED_OPS = ("Conv", "Gemm")      # the node types quantize_int8 quantises
 
 
 class _Features(nn.Module):
@@ -175,7 +192,26 @@ def export_onnx(run_dir: str | Path, out: str | Path | None = None, int8: bool =
         if int8:
             final = Path(tmp) / "int8.onnx"
             inputs = [x.numpy() for x in _inputs_of(net, waves, frontend)]
-            quantize_int8(fp32, final, inputs, Path(tmp))
+            nodes = quantisable_nodes(fp32)
+            left_float = float_in_int8(nodes, module)
+            quantize_int8(fp32, final, inputs, Path(tmp), exclude=[n["name"] for n in left_float])
+            quantised = int8_quantised_nodes(final)
+            result.update(int8_layers=len(quantised),
+                          int8_float_nodes=[_describe(n) for n in left_float if n["name"] not in quantised])
+            if result["int8_float_nodes"]:
+                log(f"note: left float in the int8 file (front-end Conv without learned weights): "
+                    f"{', '.join(result['int8_float_nodes'])}")
+            if len(result["int8_float_nodes"]) < len(left_float):
+                log(f"warning: onnxruntime quantised front-end node(s) it was told to leave float: "
+                    f"{', '.join(_describe(n) for n in left_float if n['name'] in quantised)}")
+            if qat:
+                result.update(qat_coverage(nodes, quantised, result["qat_simulated"]))
+                if result["qat_not_simulated"]:
+                    log(f"warning: {len(result['qat_not_simulated'])} int8 node(s) of the file were not simulated in "
+                        f"QAT (their rounding was not trained for): {', '.join(result['qat_not_simulated'])}")
+                if result["qat_simulated_but_float"]:
+                    log(f"warning: QAT simulated int8 rounding in layer(s) the file leaves float: "
+                        f"{', '.join(result['qat_simulated_but_float'])}")
             held_out = calibration_waves(run, calibration_clips, data, "val_split", log=log)   # not calibrated on
             result.update(compare_int8(fp32, final, [x.numpy() for x in _inputs_of(net, held_out, frontend)]),
                           calibration_clips=len(waves), compared_clips=len(held_out))
@@ -201,8 +237,73 @@ def _inputs_of(net, waves: np.ndarray, frontend: str, batch: int = 32):
                 yield net.frontend(x)
 
 
-def quantize_int8(fp32: Path, int8: Path, calibration: list[np.ndarray], tmp: Path):
-    """Static QDQ quantisation of Conv / Gemm / MatMul-free graphs: int8 weights per channel, int8 activations."""
+def quantisable_nodes(fp32: Path) -> list[dict]:
+    """The nodes of an fp32 export that :func:`quantize_int8` quantises (Conv, Gemm), in graph order: ``name``,
+    ``op`` and ``module``, the path (as ``named_modules``) of the torch module whose forward made the node, read
+    from the exporter's metadata (``pkg.torch.onnx.name_scopes``): for a convolution with a batch norm fused in,
+    the batch norm's; '' for the exported module itself; None where the exporter recorded none."""
+    import ast
+    import onnx
+    nodes = []
+    for node in onnx.load(str(fp32)).graph.node:
+        if node.op_type not in QUANTISED_OPS:
+            continue
+        scopes = next((p.value for p in node.metadata_props if p.key == "pkg.torch.onnx.name_scopes"), None)
+        try:
+            scopes = ast.literal_eval(scopes) if scopes else None
+        except (ValueError, SyntaxError):
+            scopes = None
+        module = str(scopes[-2]) if isinstance(scopes, list) and len(scopes) >= 2 else None
+        nodes.append({"name": node.name, "op": node.op_type, "module": module})
+    return nodes
+
+
+def float_in_int8(nodes: list[dict], module: nn.Module) -> list[dict]:
+    """The nodes ``--int8`` leaves float: the front end's, made by a module without weights of its own (the
+    log-mel's delta convolutions, constant kernels); see the module docstring for why. A learned front-end
+    layer (an ``nn.Conv1d``) and every node outside the front end are quantised."""
+    kept = []
+    for n in nodes:
+        path = n["module"]
+        if path is None or not (path == "frontend" or path.startswith("frontend.")):
+            continue
+        try:
+            owner = module.get_submodule(path)
+        except AttributeError:
+            continue
+        if not any(True for _ in owner.parameters(recurse=False)):
+            kept.append(n)
+    return kept
+
+
+def int8_quantised_nodes(int8: Path) -> dict[str, str]:
+    """{name: op} of the Conv / Gemm nodes of a QDQ int8 file whose weight is int8 (dequantised in the graph)."""
+    import onnx
+    graph = onnx.load(str(int8)).graph
+    made_by = {o: n for n in graph.node for o in n.output}
+    return {n.name: n.op_type for n in graph.node if n.op_type in QUANTISED_OPS and len(n.input) > 1
+            and getattr(made_by.get(n.input[1]), "op_type", None) == "DequantizeLinear"}
+
+
+def qat_coverage(nodes: list[dict], quantised: dict[str, str], simulated: list[str]) -> dict:
+    """What QAT simulated against what the int8 file quantises, matched by module path: ``qat_not_simulated``,
+    the file's int8 nodes made by no simulated layer (or by a module the exporter did not record), and
+    ``qat_simulated_but_float``, the simulated layers that made no int8 node."""
+    known = {n["name"]: n for n in nodes}
+    int8 = [known.get(name, {"name": name, "op": op, "module": None}) for name, op in quantised.items()]
+    done = set(simulated)
+    return {"qat_not_simulated": [_describe(n) for n in int8 if n["module"] is None or n["module"] not in done],
+            "qat_simulated_but_float": sorted(done - {n["module"] for n in int8})}
+
+
+def _describe(node: dict) -> str:
+    where = "module unknown" if node["module"] is None else f"module {node['module'] or '(the network)'}"
+    return f"{node['name']} ({node['op']}, {where})"
+
+
+def quantize_int8(fp32: Path, int8: Path, calibration: list[np.ndarray], tmp: Path, exclude=()):
+    """Static QDQ quantisation of the Conv and Gemm nodes but those named in ``exclude``: int8 weights per output
+    channel (symmetric), int8 activations per tensor (asymmetric), min/max calibrated on ``calibration``."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -218,7 +319,8 @@ def quantize_int8(fp32: Path, int8: Path, calibration: list[np.ndarray], tmp: Pa
     name = _session(pre).get_inputs()[0].name
     quantize_static(str(pre), str(int8), Reader(name), quant_format=QuantFormat.QDQ, per_channel=True,
                     activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
-                    op_types_to_quantize=["Conv", "Gemm"], extra_options={"ActivationSymmetric": False})
+                    op_types_to_quantize=list(QUANTISED_OPS), nodes_to_exclude=list(exclude),
+                    extra_options={"ActivationSymmetric": False})
 
 
 def compare_int8(fp32: Path, int8: Path, inputs: list[np.ndarray]) -> dict:

@@ -8,20 +8,35 @@ What is simulated is exactly the scheme onnxruntime's static quantiser applies a
 (``onnx.quantize_int8``), and only where it applies it, so nothing is trained that the int8 file
 does not do:
 
-* the weights of every convolution and of every dense layer on a 2-D input (the ops ONNX exports
-  as Conv and Gemm, the only ones quantised): int8 per output channel, symmetric, [-127, 127],
-  scale = max |w| / 127, recomputed from the current weights at every step;
-* a batch norm that directly takes a convolution's output is folded into it first, as the ONNX
-  exporter does, and the folded weight is what gets rounded; its running statistics are frozen
-  during fine-tuning (its scale and shift still learn), so the fold is exact;
+* the weights of every convolution module (``nn.Conv1d``, ``nn.Conv2d``) and of every dense layer
+  (``nn.Linear``) on a 2-D input (the ops ONNX exports as Conv and Gemm, the only ones quantised):
+  int8 per output channel, symmetric, [-127, 127], scale = max |w| / 127, recomputed from the current
+  weights at every step;
+* the same for the one functional Gemm of the heads: ArcFace's cosine layer
+  ``F.linear(normalize(x), normalize(W))``, which the exporter turns into a Gemm whose weight is the
+  constant-folded ``normalize(W)``: that normalised weight is rounded per class (row), its input (the
+  normalised embedding) and output (the cosines) per tensor as below;
+* a batch norm that directly takes a convolution's output, which nothing else uses, is folded into it
+  first, where the ONNX exporter fuses it (not where, as in seed 003's pre-activation blocks, a shortcut
+  takes the convolution's output too: folding that one fed the shortcut normalised maps, another network),
+  and the folded weight is what gets rounded; its running statistics are frozen during fine-tuning (its
+  scale and shift still learn), so the fold is exact;
 * the input and output of each of those layers: int8 per tensor, asymmetric, [-128, 127], with
   the range (zero included) that onnxruntime's min/max calibration would measure: the fp32 network's
   global min/max over the same training clips (``calibration``), re-measured with the current weights
   before every validation, so each validated model is the int8 model the export would write.
   The ranges are not learned; the export's own calibration sets the int8 file's activation scales.
 
-Not simulated: int32 bias rounding (scale = input scale x weight scale, negligible) and batch norms
-that are not folded (they stay float in the int8 file too).
+Not simulated: int32 bias rounding (scale = input scale x weight scale, negligible); a layer's rounded
+input as its other consumers see it (onnxruntime rounds the tensor once for all of them, so a residual
+shortcut adds the rounded block input in the int8 file, the float one here: one rounding step of the
+shortcut); and what the int8 file leaves float: batch norms that are not folded, and the front end's Conv
+nodes without learned weights (the log-mel's delta convolutions, excluded from quantisation by the export:
+``onnx.float_in_int8``). The export checks the claim on the graph it quantises: each int8 Conv / Gemm node
+of the file is matched, by the module the exporter traced it from, against the layers simulated here
+(:attr:`FakeQuantization.simulated`); a node quantised but not simulated (a functional convolution or dense
+layer of a network added later), or a layer simulated but left float, is named in a warning and in the
+result (``qat_not_simulated``, ``qat_simulated_but_float``).
 
 Training: the run's own system, recipe (augmentations, loss, optimiser, weight decay, batch size) and
 training split, from the run's ``model.pt``; the learning rate is the recipe's / 10 unless given,
@@ -47,6 +62,7 @@ import torch
 from torch import nn
 
 from ..data.splits import DataSource, iter_batches
+from ..heads.arcface import ArcFaceHead
 from ..io import atomic_torch_save
 from ..networks.predictor import load_run_config, load_weights
 
@@ -86,37 +102,66 @@ class _Range:
 
 
 def fake_quantize_weight(w: torch.Tensor) -> torch.Tensor:
-    """Per-output-channel symmetric int8 rounding (straight-through gradient), onnxruntime's weight scheme."""
-    peak = w.detach().abs().flatten(1).amax(1).float()
-    scale = torch.where(peak > 0, peak / WEIGHT_QMAX, torch.ones_like(peak))
-    return torch.fake_quantize_per_channel_affine(w, scale, torch.zeros_like(scale, dtype=torch.int32), 0,
-                                                  -WEIGHT_QMAX, WEIGHT_QMAX)
+    """Per-output-channel symmetric int8 rounding (straight-through gradient), onnxruntime's weight scheme and
+    arithmetic: scale = 2 max|w| / 254 in float64 stored as float32, ``round(w / scale)`` half to even in float32
+    (``onnxruntime.quantization.quant_utils``), so that ties round as in the int8 file (torch's
+    ``fake_quantize_per_channel_affine`` multiplies by 1 / scale, which rounds about one weight in 10^5 the
+    other way)."""
+    peak = w.detach().abs().flatten(1).amax(1).double()
+    scale = torch.where(peak > 0, peak * 2 / (2 * WEIGHT_QMAX), torch.ones_like(peak)).float()
+    scale = scale.reshape(-1, *[1] * (w.dim() - 1))
+    rounded = torch.round(w.detach().float() / scale).clamp(-WEIGHT_QMAX, WEIGHT_QMAX) * scale
+    return rounded.to(w.dtype) + (w - w.detach())       # forward: exactly ``rounded``; gradient: identity
 
 
 class FakeQuantization:
     """Fake int8 quantisation put into a network in place, by overriding the ``forward`` of its conv and dense
-    layers (and of folded batch norms) per instance: the module tree and state-dict keys stay as they are, so
-    the optimiser, the training system and ``model.pt``'s format are untouched. :meth:`remove` undoes it.
+    layers (and of folded batch norms) and the ``cosines`` of its ArcFace heads, per instance: the module tree
+    and state-dict keys stay as they are, so the optimiser, the training system and ``model.pt``'s format are
+    untouched. :meth:`remove` undoes it.
 
     ``mode``: ``"quant"`` (simulate int8), ``"observe"`` (fp32, record activation ranges) or ``"off"``.
     """
 
     def __init__(self, net: nn.Module, example: torch.Tensor):
         self.mode = "off"
+        self.paths = {id(m): name for name, m in net.named_modules()}
         self.layers = [m for m in net.modules() if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Linear))]
+        self.cosine_heads = [m for m in net.modules() if isinstance(m, ArcFaceHead)]
         self.folded = self._conv_bn_pairs(net, example)
-        self.ranges = {id(m): (_Range(), _Range()) for m in self.layers}
+        self.ranges = {id(m): (_Range(), _Range()) for m in [*self.layers, *self.cosine_heads]}
+        self.reached = set()         # id of each layer whose int8 path a forward took
         for m in self.layers:
             m.forward = self._forward_of(m, self.folded.get(id(m)))
         for bn in self.folded.values():
             bn.forward = _identity
+        for head in self.cosine_heads:
+            head.cosines = self._cosines_of(head)
+        was = net.training
+        try:                           # one pass to learn which layers the network uses (and how)
+            net.eval()
+            with torch.no_grad():
+                net(example.to(next(net.parameters()).device))
+        finally:
+            net.train(was)
+
+    @property
+    def simulated(self) -> list[str]:
+        """The module paths (``named_modules``) of the int8 layers simulated, as the ONNX exporter names the module
+        of the node it makes of each: a convolution with a batch norm folded in under the batch norm's path."""
+        return sorted({self.paths[id(self.folded[i])] if i in self.folded else self.paths[i] for i in self.reached})
 
     @staticmethod
     def _conv_bn_pairs(net: nn.Module, example: torch.Tensor) -> dict:
-        """{id(conv): bn} for each batch norm whose input is a convolution's output, unmodified (one pass)."""
-        made, pairs, hooks = {}, {}, []
+        """{id(conv): bn} for each batch norm the ONNX exporter fuses into a convolution (onnxscript's
+        ``FuseBatchNormIntoConv``): its input is a convolution's output, unmodified and used by nothing else (a
+        pre-activation block's shortcut that takes the convolution's output keeps the batch norm apart), of a
+        convolution that runs once per forward (a weight shared by two Conv nodes is not fused). One forward
+        pass, with autograd recording who uses each convolution's output."""
+        made, pairs, calls, outputs, hooks = {}, {}, {}, {}, []
 
         def after_conv(conv, _, out):
+            calls[id(conv)] = calls.get(id(conv), 0) + 1
             made[id(out)] = (conv, out, out._version)
 
         def before_bn(bn, args):
@@ -125,6 +170,7 @@ class FakeQuantization:
             if hit and hit[1] is x and x._version == hit[2] and bn.track_running_stats and \
                     bn.running_var is not None and bn.num_features == hit[0].out_channels:
                 pairs.setdefault(id(hit[0]), []).append(bn)
+                outputs[id(hit[0])] = x
 
         for m in net.modules():
             if isinstance(m, (nn.Conv1d, nn.Conv2d)):
@@ -134,13 +180,15 @@ class FakeQuantization:
         was = net.training
         try:
             net.eval()
-            with torch.no_grad():
-                net(example.to(next(net.parameters()).device))
+            with torch.enable_grad():
+                result = net(example.to(next(net.parameters()).device).detach().requires_grad_(True))
         finally:
             net.train(was)
             for h in hooks:
                 h.remove()
-        return {k: v[0] for k, v in pairs.items() if len(v) == 1}     # a conv feeding two norms: not folded
+        users = _autograd_users(result)
+        return {k: v[0] for k, v in pairs.items()
+                if len(v) == 1 and calls[k] == 1 and users.get(outputs[k].grad_fn, 0) == 1}
 
     def _forward_of(self, m: nn.Module, bn: nn.Module | None):
         ranges = self.ranges[id(m)]
@@ -148,6 +196,7 @@ class FakeQuantization:
         def forward(x):
             if isinstance(m, nn.Linear) and x.dim() != 2:      # exported as MatMul: stays float in onnxruntime
                 return nn.Linear.forward(m, x)
+            self.reached.add(id(m))
             x = ranges[0](x, self.mode)
             w, b = m.weight, m.bias
             if bn is not None:
@@ -163,6 +212,22 @@ class FakeQuantization:
             return ranges[1](y, self.mode)
 
         return forward
+
+    def _cosines_of(self, head: ArcFaceHead):
+        """ArcFace's cosine layer as the int8 file computes it: a Gemm of the normalised embedding (int8 per tensor)
+        and the constant-folded normalised class weights (int8 per class), its output int8 per tensor. The
+        normalisation is ``ArcFaceHead.cosines``' own (tests/test_qat.py checks the two against the int8 file)."""
+        ranges = self.ranges[id(head)]
+
+        def cosines(embedding):
+            self.reached.add(id(head))
+            x = ranges[0](nn.functional.normalize(embedding.float(), dim=1), self.mode)
+            w = nn.functional.normalize(head.weight.float(), dim=1)
+            if self.mode == "quant":
+                w = fake_quantize_weight(w)
+            return ranges[1](nn.functional.linear(x, w), self.mode)
+
+        return cosines
 
     def calibrate(self, net: nn.Module, waves: np.ndarray, batch_size: int = 32):
         """Activation ranges as onnxruntime's min/max calibration measures them: fp32 network, eval mode."""
@@ -183,10 +248,37 @@ class FakeQuantization:
         self.mode = "off"
         for m in [*self.layers, *self.folded.values()]:
             m.__dict__.pop("forward", None)
+        for head in self.cosine_heads:
+            head.__dict__.pop("cosines", None)
 
 
 def _identity(x):
     return x
+
+
+def _autograd_users(result) -> dict:
+    """{autograd node: how many uses of its outputs} over the graph that made ``result`` (tensors, nested)."""
+    stack, seen, users = [], set(), {}
+    todo = [result]
+    while todo:
+        r = todo.pop()
+        if isinstance(r, torch.Tensor):
+            if r.grad_fn is not None:
+                stack.append(r.grad_fn)
+        elif isinstance(r, (tuple, list)):
+            todo.extend(r)
+        elif isinstance(r, dict):
+            todo.extend(r.values())
+    while stack:
+        node = stack.pop()
+        if node in seen:
+            continue
+        seen.add(node)
+        for parent, _ in node.next_functions:
+            if parent is not None:
+                users[parent] = users.get(parent, 0) + 1
+                stack.append(parent)
+    return users
 
 
 def _qat_callback(fq: FakeQuantization, waves: np.ndarray, log):
@@ -243,8 +335,11 @@ def quantisation_aware_finetune(run_dir: str | Path, epochs: int, calibration: n
         raise ValueError(f"{run_dir}: --qat selects on validation accuracy; system {cfg['system']!r} logs none")
     system.net.load_state_dict(load_weights(run_dir / "model.pt"))
     fq = FakeQuantization(system.net, torch.as_tensor(calibration[:2]))
+    simulated = fq.simulated
+    if any(p == "frontend" or p.startswith("frontend.") for p in simulated):
+        t["cache_features"] = False          # features cached in fp32 would bypass the front end's int8 layers
     select = _qat_callback(fq, calibration, log)
-    log(f"QAT: {epochs} epoch(s) at learning rate {lr:.3g} (cosine), {len(fq.layers)} layers int8, "
+    log(f"QAT: {epochs} epoch(s) at learning rate {lr:.3g} (cosine), {len(simulated)} layers int8, "
         f"{len(fq.folded)} batch norms folded")
     try:
         with tempfile.TemporaryDirectory() as tmp:
@@ -263,4 +358,5 @@ def quantisation_aware_finetune(run_dir: str | Path, epochs: int, calibration: n
     log(f"QAT: selected epoch {best} of {epochs} (validation accuracy {100 * select.accuracy[best]:.1f} %"
         f"{'; no epoch improved on the untuned weights, which are kept' if best == 0 else ''}); weights in {weights}")
     return {"qat_weights": str(weights), "qat_epochs": epochs, "qat_lr": lr, "qat_selected_epoch": best,
-            "qat_val_acc": select.accuracy, "qat_layers": len(fq.layers), "qat_folded_batch_norms": len(fq.folded)}
+            "qat_val_acc": select.accuracy, "qat_layers": len(simulated), "qat_simulated": simulated,
+            "qat_folded_batch_norms": len(fq.folded)}
