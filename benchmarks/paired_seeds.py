@@ -72,9 +72,12 @@ def main(argv=None):
     for g in ra[0]:
         x, y = 100 * np.array([r[g] for r in ra]), 100 * np.array([r[g] for r in rb])
         d = y - x
-        half = stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else float("nan")
         b = boot.get(g) if boot else None
         bs = f"[{b[0]:+.1f}, {b[1]:+.1f}]" if b is not None else "n/a"
+        if len(d) < 2:                 # one seed: no spread over seeds, only the bootstrap over recordings
+            print(f"| {g} | {x.mean():.1f} | {y.mean():.1f} | {d.mean():+.1f} (one seed) | {bs} |")
+            continue
+        half = stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
         print(f"| {g} | {x.mean():.1f} ± {x.std(ddof=1):.1f} | {y.mean():.1f} ± {y.std(ddof=1):.1f} | "
               f"{d.mean():+.1f} [{d.mean() - half:+.1f}, {d.mean() + half:+.1f}] | {bs} |")
 
