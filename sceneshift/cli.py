@@ -214,7 +214,7 @@ def cmd_list(a):
 
 
 def cmd_devices(a):
-    from .data.simulate import simulate
+    from .augment.simulate import simulate
     s = simulate(a.source, a.irs, a.out, devices=a.devices, unseen=a.unseen, seed=a.seed, seen_share=a.seen_share,
                  segment_seconds=a.segment_seconds, sample_rate=a.sample_rate,
                  validate_fraction=a.validate_fraction, evaluate_fraction=a.evaluate_fraction,

@@ -21,13 +21,14 @@ from sceneshift.training.classifier import ClassifierSystem
 QUIET = lambda *a: None
 PACKAGE = Path(sceneshift.__file__).parent
 DEVICE_NAMES = {"a", "b", "c"} | {f"s{i}" for i in range(1, 12)}
+WRITES_A_DATASET = Path("augment/simulate.py")     # `devices simulate` names the devices of the dataset it makes
 
 
 def test_no_device_is_named_outside_data():
     """Device names come from the dataset (the run's domain), never from a literal in the code."""
     found = []
     for path in PACKAGE.rglob("*.py"):
-        if path.relative_to(PACKAGE).parts[0] == "data":
+        if path.relative_to(PACKAGE).parts[0] == "data" or path.relative_to(PACKAGE) == WRITES_A_DATASET:
             continue
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Constant) and node.value in DEVICE_NAMES:
