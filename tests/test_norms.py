@@ -126,3 +126,11 @@ def test_seed002_recipe_end_to_end_on_the_tiny_benchmark(tiny_benchmark, tmp_pat
     report = json.loads((run / "eval" / "tiny-evaluate" / "report.json").read_text())
     assert set(report["groups"]) == {"source", "seen", "unseen"} and report["overall"]["n"] > 0
     assert report["complexity"]["parameters"] == 28_682           # width 16, event block, 10 classes
+
+
+def test_seed002_recipe_gives_each_norm_its_own_lambda():
+    """The recipe's MixupNorm lambda must not leak into RFN (0.5) or ResNorm (0.1); an override still applies."""
+    from sceneshift.api import build_model
+    lam = {n: build_model("seed002", overrides=[f"model.norm={n}"]).backbone.norm1.lam for n in ("mixup", "resnorm", "rfn")}
+    assert lam == {"mixup": 0.1, "resnorm": 0.1, "rfn": 0.5}
+    assert build_model("seed002", overrides=["model.norm=mixup", "model.norm_lambda=0.3"]).backbone.norm1.lam == 0.3
