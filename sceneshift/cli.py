@@ -3,7 +3,7 @@
 Exit status (README, "When things go wrong"): 0 all done; 1 done, but some input files were
 skipped (each named on stderr and listed in the report); 2 bad usage, input or resources (a
 one-line ``sceneshift: error: ...``, no traceback: recipe, data, weights, disk full, non-finite
-loss); 3 interrupted (SIGINT/SIGTERM; the message gives the ``--resume`` command); 4 an
+loss); 3 interrupted (SIGINT/SIGTERM/SIGUSR1; the message gives the ``--resume`` command); 4 an
 unexpected error, i.e. a bug in sceneshift (traceback printed).
 """
 from __future__ import annotations
@@ -115,8 +115,15 @@ def cmd_train(a):
 
 
 def cmd_run(a):
-    from .data.benchmark import build_benchmark
-    if not a.data:
+    from .data.benchmark import build_benchmark, is_built
+    from .paths import default_benchmark
+    from .training.run import launch_info
+    first, launched = launch_info()
+    if not a.data and launched > 1:     # srun/torchrun: every task runs this command, none could wait for a build
+        if not is_built(default_benchmark()):
+            raise ValueError(f"sceneshift run on {launched} processes (srun/torchrun) does not build the benchmark: "
+                             f"build it once before, in one process (`sceneshift benchmark build`)")
+    elif not a.data and first:          # Lightning's launcher starts the others later, from this command line
         build_benchmark(shared=a.shared)        # builds it if missing or of another version than the builder's
     return _skipped_status(*_train_evaluate(a.recipe, a.data, a.out, a.overrides))
 
@@ -396,7 +403,7 @@ def main(argv=None) -> int:
         os.environ["SCENESHIFT_SHARED"] = str(Path(a.shared).expanduser())
     from .data.audio import AudioError
     from .registry import RecipeError
-    previous = _on_sigterm(_terminate)
+    previous = _on_signals(_terminate)
     try:
         return a.fn(a) or EXIT_OK
     except (OSError, ValueError, AudioError, RecipeError, FloatingPointError) as e:   # OSError: disk full too
@@ -412,22 +419,34 @@ def main(argv=None) -> int:
               file=sys.stderr)
         return EXIT_BUG
     finally:
-        _on_sigterm(previous)
+        _restore_signals(previous)
 
 
-def _on_sigterm(handler):
-    """Install ``handler`` for SIGTERM; return the one it replaces."""
-    if handler is None:
-        return None
+_STOP_SIGNALS = tuple(getattr(signal, n) for n in ("SIGTERM", "SIGUSR1") if hasattr(signal, n))
+
+
+def _on_signals(handler) -> dict:
+    """Install ``handler`` for SIGTERM and SIGUSR1; return the handlers it replaces."""
+    previous = {}
     try:
-        return signal.signal(signal.SIGTERM, handler)
+        for signum in _STOP_SIGNALS:
+            previous[signum] = signal.signal(signum, handler)
     except ValueError:          # not the main thread (main() called from a thread): leave signals alone
-        return None
+        pass
+    return previous
+
+
+def _restore_signals(previous: dict):
+    for signum, handler in previous.items():
+        if handler is not None:
+            signal.signal(signum, handler)
 
 
 def _terminate(signum, frame):
-    """SIGTERM (a scheduler's pre-emption, `kill`) ends a command like Ctrl-C: cleanly, with status 3."""
-    raise KeyboardInterrupt("received SIGTERM")
+    """SIGTERM (a scheduler's pre-emption, `kill`) and SIGUSR1 (what `sbatch --signal=USR1@90` sends before a
+    time limit) end a command like Ctrl-C: cleanly, with status 3. Training on several processes handles
+    them itself while it runs (training/run.py)."""
+    raise KeyboardInterrupt(f"received {signal.Signals(signum).name}")
 
 
 def _one_line(e: BaseException) -> str:

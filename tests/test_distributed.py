@@ -2,12 +2,17 @@
 
 The end-to-end test launches ``sceneshift train`` as a command, as a user would, with
 ``train.strategy=ddp train.devices=2``: Lightning starts the second process from the same
-command line. It is stopped by SIGTERM (what a scheduler sends) after its first epoch, resumed
-with ``--resume``, and must come out as one run: one set of checkpoints, one metrics row per
-epoch, half the optimiser steps of one process (each process trains on its share of the
-batches), and validation on the whole validation split (the selected score is what one process
-computes on it). The other tests check the pieces quickly: batch sharding, the cache lock, the
-recipe keys.
+command line. A first run goes through uninterrupted, each process writing the rows of its
+batches and its final parameters (test hooks, ``SCENESHIFT_DEBUG_DUMP``): the two processes'
+batches of an epoch are disjoint and cover it, and both end with the parameters of the saved
+checkpoint. A second run, with the second process slower at every step, is stopped by SIGTERM
+to both processes (as SLURM sends it) after its first epoch: it must end with status 3 within a
+timeout (a process that stopped alone would leave the other waiting in a collective operation),
+leave no process behind, and ``--resume`` must complete it as one run - one set of checkpoints,
+one metrics row per epoch, half the optimiser steps of one process, validation on the whole
+validation split - with the metrics and weights of the uninterrupted run. The other tests check
+the pieces quickly: the collective stop and non-finite decisions on two real processes, batch
+sharding, per-process random streams, the cache lock, the recipe keys, the launch environment.
 """
 from __future__ import annotations
 
@@ -15,7 +20,6 @@ import csv
 import json
 import math
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -53,32 +57,75 @@ def _group_gone(pgid: int, within: float = 15.0) -> bool:
     return False
 
 
+def _env(**extra) -> dict:
+    """The environment of a command under test: this checkout's package first (not another installed copy)."""
+    import sceneshift
+    root = str(Path(sceneshift.__file__).resolve().parents[1])
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([root] + [p for p in [os.environ.get("PYTHONPATH")] if p]),
+            **extra}
+
+
+def _free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _metrics(run: Path) -> list[dict]:
+    return [{k: float(v) for k, v in r.items() if v and k in ("epoch", "step", "val/acc", "val/loss", "train/loss")}
+            for r in csv.DictReader(open(run / "logs" / "metrics.csv"))]
+
+
 @needs_gloo
-def test_two_processes_train_checkpoint_once_and_resume_after_sigterm(tiny_benchmark, tmp_path):
-    out = tmp_path / "ddp"
-    cmd = _command() + ["train", "baseline", "--data", str(tiny_benchmark), "--out", str(out), "train.epochs=2",
-                        "train.progress=false", "train.batch_size=32"] + DDP
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+def test_two_processes_stop_together_and_resume_as_one_run(tiny_benchmark, tmp_path):
+    train = _command() + ["train", "baseline", "--data", str(tiny_benchmark), "train.epochs=2",
+                          "train.progress=false", "train.batch_size=32"] + DDP
+    out, dump = tmp_path / "ddp", tmp_path / "dump"
+    hooks = {"SCENESHIFT_DEBUG_DUMP": str(dump)}     # each process: its batches' rows per epoch, its final parameters
+
+    # Lightning's launcher starts the second process; it is slower at every step. SIGTERM to both (as
+    # SLURM or a terminal's Ctrl-C reaches every process) while one waits for the other in a collective
+    proc = subprocess.Popen(train + ["--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True, env=_env(**hooks, SCENESHIFT_DEBUG_SLOW_RANK="1:0.4"))
     try:
         last = out / "checkpoints" / "last.ckpt"
         deadline = time.time() + 180
         while not last.exists() and proc.poll() is None and time.time() < deadline:
             time.sleep(0.05)
         assert last.exists(), proc.communicate()[1][-3000:]
-        proc.send_signal(signal.SIGTERM)                  # to the launching process only, as `kill PID` would
-        _, err = proc.communicate(timeout=120)
+        time.sleep(0.4)                                                     # into the next epoch's steps
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            _, err = proc.communicate(timeout=90)
+        except subprocess.TimeoutExpired:
+            pytest.fail("the interrupted two-process run hung")
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
     assert proc.returncode == 3, err[-3000:]
     assert f"sceneshift train --resume --out {out}" in err and "Traceback" not in err
-    assert _group_gone(proc.pid), "a training process outlived the interrupted run"
+    assert "terminated with code" not in err and "Received SIGTERM" not in err     # no process ended badly;
+    assert _group_gone(proc.pid), "a training process outlived the interrupted run"  # not Lightning's handler
     assert torch.load(last, weights_only=True)["epoch"] == 0 and not (out / "model.pt").exists()
 
-    done = subprocess.run(_command() + ["train", "--resume", "--out", str(out), "--data", str(tiny_benchmark)],
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.count("report: ") == 1           # evaluated once, by the first process
+    # resumed with both processes started from outside, each with its rank in the environment (as srun or
+    # torchrun start them): every process runs the whole command, the first one evaluates
+    port = str(_free_port())
+    resumed = [subprocess.Popen(_command() + ["train", "--resume", "--out", str(out), "--data", str(tiny_benchmark)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env=_env(**hooks, MASTER_ADDR="127.0.0.1", MASTER_PORT=port, WORLD_SIZE="2",
+                                         NODE_RANK="0", LOCAL_RANK=str(rank)))
+               for rank in (0, 1)]
+    try:
+        said = [p.communicate(timeout=300) for p in resumed]
+    finally:
+        for p in resumed:
+            if p.poll() is None:
+                p.kill()
+    assert [p.returncode for p in resumed] == [0, 0], said[0][1][-3000:] + said[1][1][-3000:]
+    assert said[0][0].count("report: ") == 1 and "report: " not in said[1][0]    # evaluated once, by the first
 
     # one run folder: one set of checkpoints, nothing a second process or Lightning's SLURM requeue would add
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
@@ -89,10 +136,28 @@ def test_two_processes_train_checkpoint_once_and_resume_after_sigterm(tiny_bench
     assert [int(r["epoch"]) for r in rows] == [0, 1]      # one row per epoch, the first kept across the resume
 
     summary = json.loads((out / "summary.json").read_text())
+    batches = math.ceil(summary["train_clips"] / 32)                        # of one process's epoch
+    steps = math.ceil(batches / 2)
     assert summary["processes"] == 2 and summary["epochs"] == 2
-    single_process_steps = math.ceil(summary["train_clips"] / 32)
-    assert summary["global_step"] == 2 * math.ceil(single_process_steps / 2)      # each process: half the batches
+    assert summary["global_step"] == 2 * steps                              # each process: half the batches
     assert 0.0 <= summary["best_val_acc"] <= 1.0 and np.isfinite(float(rows[-1]["val/loss"]))
+
+    # the batches of epoch 0 (interrupted run) and epoch 1 (resumed run): each process its share
+    orders = []
+    for epoch in (0, 1):
+        shares = [json.loads((dump / f"rows-rank{r}-epoch{epoch}.json").read_text()) for r in (0, 1)]
+        assert [len(s) for s in shares] == [steps, steps]                   # the same number of steps
+        interleaved = [shares[r][i] for i in range(steps) for r in (0, 1)]
+        epoch_rows = [row for b in interleaved[:batches] for row in b]
+        assert sorted(epoch_rows) == list(range(summary["train_clips"]))   # disjoint, and the whole epoch
+        assert interleaved[batches:] == interleaved[:2 * steps - batches]   # padded with the epoch's first batches
+        orders.append(epoch_rows)
+    assert orders[0] != orders[1]                                           # a new order every epoch
+    # gradients were averaged: both processes end with the parameters of the saved checkpoint
+    final = [torch.load(dump / f"params-rank{r}.pt", weights_only=True) for r in (0, 1)]
+    saved = torch.load(last, weights_only=True)["state_dict"]
+    assert final[1] and final[1].keys() == final[0].keys()
+    assert all(torch.equal(final[1][k], final[0][k]) and torch.equal(final[1][k], saved[k]) for k in final[1])
 
     # each process validated the whole split: the selected score is one process's accuracy on all of it
     from sceneshift.evaluation.evaluate import evaluate
@@ -101,6 +166,14 @@ def test_two_processes_train_checkpoint_once_and_resume_after_sigterm(tiny_bench
     best = torch.load(out / "checkpoints" / "best.ckpt", weights_only=True)["epoch"]
     assert best == summary["best_epoch"]
     assert report["overall"]["accuracy"] == pytest.approx(summary["best_val_acc"], abs=1e-6)
+
+    if os.environ.get("SCENESHIFT_SLOW_TESTS"):       # one more two-process run (~40 s on 2 busy cores)
+        ref = tmp_path / "ref"
+        done = subprocess.run(train + ["--out", str(ref)], capture_output=True, text=True, timeout=300, env=_env())
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert _metrics(out) == _metrics(ref)           # the resumed run is the uninterrupted one
+        a, b = torch.load(ref / "model.pt", weights_only=True), torch.load(out / "model.pt", weights_only=True)
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
 @pytest.mark.skipif(not hasattr(signal, "SIGUSR1"), reason="no SIGUSR1 on this platform")
@@ -125,7 +198,183 @@ def test_sigusr1_stops_training_like_sigterm(tiny_benchmark, tmp_path, monkeypat
     assert not list(out.glob("hpc_ckpt_*"))
 
 
+@pytest.mark.skipif(not hasattr(signal, "SIGUSR1"), reason="no SIGUSR1 on this platform")
+def test_sigusr1_outside_training_ends_the_command_with_status_3(monkeypatch, capsys):
+    """Not the default action (death with status 138): any command, e.g. while it evaluates or builds."""
+    import sceneshift.cli as cli
+
+    def busy(a):
+        os.kill(os.getpid(), signal.SIGUSR1)
+        time.sleep(5)
+        raise AssertionError("SIGUSR1 did not stop the command")
+    monkeypatch.setattr(cli, "cmd_list", busy)
+    before = signal.getsignal(signal.SIGUSR1), signal.getsignal(signal.SIGTERM)
+    assert main(["list", "recipes"]) == 3
+    assert "interrupted. received SIGUSR1" in capsys.readouterr().err
+    assert (signal.getsignal(signal.SIGUSR1), signal.getsignal(signal.SIGTERM)) == before
+
+
 # ---- pieces ---------------------------------------------------------------------------------------
+
+def _guard_in_process(rank: int, store: str, results):
+    """One of two processes taking RunGuard's decisions with a real all-reduce (gloo)."""
+    from types import SimpleNamespace
+    from sceneshift.training.guards import NonFiniteLoss, RunGuard, StopRequested
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
+    trainer = SimpleNamespace(world_size=2, global_rank=rank, current_epoch=0, num_val_batches=[3],
+                              strategy=SimpleNamespace(root_device=torch.device("cpu")), state=SimpleNamespace(fn="fit"))
+    guard, said = RunGuard(0), []
+
+    def step(loss, batch_idx):
+        try:
+            guard.on_train_batch_end(trainer, None, {"loss": torch.tensor(loss)}, None, batch_idx)
+            said.append("go on")
+        except NonFiniteLoss as e:
+            said.append(str(e).split(":")[0])
+        except StopRequested:
+            said.append("stop")
+
+    step(1.0, 0)                                            # all well
+    step(float("nan") if rank == 1 else 1.0, 1)             # the second process's loss is NaN
+    if rank == 1:
+        guard.stop_signal = "SIGTERM"                       # a signal to the second process only ...
+    else:
+        time.sleep(0.3)                                     # ... while the first one is behind
+    step(1.0, 2)
+    guard.stop_signal = "SIGUSR1" if rank == 0 else None    # validation: a stop noted by the first one
+    for batch_idx in (2, 0):                                # the last batch completes; the others stop
+        try:
+            guard.on_validation_batch_end(trainer, None, None, None, batch_idx)
+            said.append("go on")
+        except StopRequested:
+            said.append("stop")
+    dist.destroy_process_group()
+    results.put((rank, said))
+
+
+@needs_gloo
+def test_stop_and_non_finite_decisions_are_taken_by_both_processes_at_once(tmp_path):
+    import multiprocessing as mp
+    import sceneshift.training.guards       # noqa: F401  (imported once, here: forked processes start at once)
+    ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+    results = ctx.Queue()
+    procs = [ctx.Process(target=_guard_in_process, args=(r, str(tmp_path / "store"), results)) for r in (0, 1)]
+    for p in procs:
+        p.start()
+    try:
+        said = dict(results.get(timeout=120) for _ in procs)
+    finally:
+        for p in procs:
+            p.join(timeout=10)
+            if p.is_alive():
+                p.kill()
+    assert said[0] == ["go on", "training loss of process 1 is not finite at epoch 0, batch 1", "stop", "go on", "stop"]
+    assert said[1] == ["go on", "training loss is nan at epoch 0, batch 1", "stop", "go on", "stop"]
+
+
+def test_signals_during_distributed_training_only_note_the_request_and_reach_the_launched_processes():
+    """What the handlers of a run on several processes do (the stop itself: the test above)."""
+    from types import SimpleNamespace
+    from sceneshift.training.guards import RunGuard
+    from sceneshift.training.run import _stop_signals
+    forwarded = []
+    launcher = SimpleNamespace(procs=["child"], kill=forwarded.append)
+    trainer = SimpleNamespace(world_size=2, is_global_zero=True, _signal_connector=SimpleNamespace(),
+                              strategy=SimpleNamespace(launcher=launcher))
+    guard = RunGuard(0)
+    names = [n for n in ("SIGTERM", "SIGUSR1", "SIGINT") if hasattr(signal, n)]
+    before = {n: signal.getsignal(getattr(signal, n)) for n in names}
+    with _stop_signals(trainer, guard):
+        trainer._signal_connector.register_signal_handlers()          # Lightning's: not installed
+        os.kill(os.getpid(), signal.SIGTERM)                           # before training starts: noted only
+        assert guard.stop_signal == "SIGTERM" and forwarded == []
+        guard.in_training = True
+        os.kill(os.getpid(), signal.SIGUSR1)                           # the first request is the one named
+        assert guard.stop_signal == "SIGTERM" and forwarded == [signal.SIGUSR1]
+    assert {n: signal.getsignal(getattr(signal, n)) for n in names} == before
+    guard = RunGuard(0)
+    guard.in_training = True
+    with _stop_signals(trainer, guard):
+        os.kill(os.getpid(), signal.SIGINT)                            # Ctrl-C reaches the children itself
+        assert guard.stop_signal == "SIGINT" and forwarded == [signal.SIGUSR1]
+        with pytest.raises(KeyboardInterrupt):                         # Ctrl-C after a request: at once
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1)
+    assert {n: signal.getsignal(getattr(signal, n)) for n in names} == before
+
+
+def test_processes_draw_different_random_streams_and_the_first_one_the_single_process_ones():
+    from types import SimpleNamespace
+    from sceneshift.augment.signal import GaussianNoise
+    from sceneshift.training.guards import RunGuard, epoch_seed
+    assert epoch_seed(3, 2, 0) == (3 * 1_000_003 + 7_919 * 2) % 2 ** 32      # the seeds of a single-process run
+
+    def draws(rank, epoch=1):
+        module = torch.nn.Sequential(GaussianNoise())
+        trainer = SimpleNamespace(current_epoch=epoch, global_rank=rank, train_dataloader=None)
+        RunGuard(3).on_train_epoch_start(trainer, module)
+        return torch.rand(4).tolist(), np.random.rand(), torch.rand(4, generator=module[0].generator).tolist()
+
+    single = draws(0)
+    torch.manual_seed(epoch_seed(3, 1))
+    assert single[0] == torch.rand(4).tolist()
+    assert draws(0) == single                                   # per epoch: resumption stays exact
+    assert draws(1) == draws(1)
+    other = draws(1)
+    assert all(a != b for a, b in zip(single, other))           # dropout, numpy and each augmentation differ
+    assert draws(1, epoch=2) != other
+
+
+def test_threads_follow_the_cores_this_process_may_use(monkeypatch):
+    from sceneshift.training import run
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 5, 6, 7}, raising=False)
+    monkeypatch.delenv("SLURM_CPUS_PER_TASK", raising=False)
+    assert run._threads_per_process({}, 1, 1, False) == 6                  # not os.cpu_count()
+    assert run._threads_per_process({}, 2, 2, False) == 3                  # the processes of a node share them
+    assert run._threads_per_process({"threads": 4}, 2, 2, False) == 4
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "2")
+    assert run._threads_per_process({}, 8, 4, True) == 2                   # srun gave each task its cores
+    assert run._threads_per_process({}, 8, 4, False) == 1
+
+
+def test_launch_environment_decides_the_first_process(monkeypatch):
+    from sceneshift.training.run import launch_info
+    for k in ("SLURM_NTASKS", "SLURM_PROCID", "SLURM_JOB_NAME", "RANK", "WORLD_SIZE", "LOCAL_RANK", "NODE_RANK",
+              "GROUP_RANK", "TORCHELASTIC_RUN_ID"):
+        monkeypatch.delenv(k, raising=False)
+    assert launch_info() == (True, 1)
+    monkeypatch.setenv("LOCAL_RANK", "1")                          # a child of Lightning's launcher
+    assert launch_info() == (False, 1)
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    monkeypatch.setenv("NODE_RANK", "1")
+    assert launch_info() == (False, 1)
+    monkeypatch.setenv("SLURM_NTASKS", "4")                        # srun: SLURM's rank wins
+    monkeypatch.setenv("SLURM_PROCID", "0")
+    monkeypatch.setenv("SLURM_JOB_NAME", "train")
+    assert launch_info() == (True, 4)
+    monkeypatch.setenv("SLURM_PROCID", "3")
+    assert launch_info() == (False, 4)
+
+
+def test_under_srun_only_the_first_task_evaluates_and_none_builds(tmp_path, monkeypatch, capsys):
+    for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "NODE_RANK", "GROUP_RANK", "TORCHELASTIC_RUN_ID"):
+        monkeypatch.delenv(k, raising=False)
+    monkeypatch.setenv("SLURM_NTASKS", "2")
+    monkeypatch.setenv("SLURM_JOB_NAME", "train")
+    monkeypatch.setenv("SLURM_PROCID", "1")
+    finished = tmp_path / "finished"            # what --resume of a trained run looks at first
+    finished.mkdir()
+    (finished / "config.yaml").write_text("{}\n")
+    (finished / "summary.json").write_text("{}\n")
+    with pytest.raises(SystemExit) as e:        # the second task leaves at once; evaluating is the first one's
+        main(["train", "--resume", "--out", str(finished)])
+    assert e.value.code == 0 and sorted(p.name for p in finished.iterdir()) == ["config.yaml", "summary.json"]
+    monkeypatch.setenv("SLURM_PROCID", "0")     # `run` would build the benchmark in every task: refused
+    monkeypatch.setenv("SCENESHIFT_DATA", str(tmp_path / "data"))
+    assert main(["run", "--out", str(tmp_path / "r")] + DDP) == 2
+    assert "does not build the benchmark" in capsys.readouterr().err and not (tmp_path / "r").exists()
+
+
 
 def _single(batches) -> list[list[int]]:
     return [list(b) for b in batches]

@@ -26,11 +26,16 @@ each process trains on its own share of every epoch's batches (``ShardedBatches`
 on the whole validation split, so the selection metric is the one a single process computes;
 only the first process (global rank 0) writes the run folder (config, checkpoints, logs, model,
 summary) and returns from :func:`train`, the others end with status 0 once training ends.
+During training, SIGTERM, SIGUSR1 and SIGINT only note the request (a second SIGINT interrupts at
+once); every process stops at the same step (``guards.py``: an all-reduce of the flag after
+every step), so no process waits for the others in a collective operation. Lightning's own
+SIGTERM handler (which broadcasts from inside the handler) is not installed then.
 
 Loggers (``loggers.py``): ``logs/metrics.csv`` always; TensorBoard and W&B when ``train.logger`` names them.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import functools
@@ -52,7 +57,7 @@ from ..networks.predictor import load_run_config, load_weights
 from ..io import atomic_torch_save, atomic_write_json, atomic_write_text
 from ..runtime import keep_freed_memory
 from . import SYSTEMS
-from .guards import RunGuard
+from .guards import NonFiniteLoss, RunGuard
 from .loggers import close_loggers, log_best, log_recipe, make_loggers, wandb_run_id
 from .recipe import TrainSection, resolve, save_config
 
@@ -107,7 +112,8 @@ def _quiet_lightning():
     import logging
     import warnings
     for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero",
-                 "lightning.pytorch.accelerators.cuda"):
+                 "lightning.pytorch.accelerators.cuda",
+                 "lightning.pytorch.trainer.connectors.signal_connector"):     # "Received SIGTERM": ours says it
         logging.getLogger(name).setLevel(logging.WARNING)
     for pattern in (".*LeafSpec.*", ".*smaller than the logging interval.*", ".*litlogger.*",
                     ".*exists and is not empty.*", ".*does not have many workers.*",
@@ -133,6 +139,136 @@ def _sigusr1_as_sigterm():
         return signal.signal(signal.SIGUSR1, lambda signum, frame: os.kill(os.getpid(), signal.SIGTERM))
     except ValueError:          # not the main thread
         return None
+
+
+@contextlib.contextmanager
+def _stop_signals(trainer, guard: RunGuard):
+    """The signal handling of ``trainer.fit``.
+
+    One process: as before the distributed runs - Lightning's SIGTERM handler, then the command's
+    (``cli.py``: KeyboardInterrupt), and SIGUSR1 as SIGTERM. Several processes: SIGTERM, SIGUSR1 and
+    SIGINT only set ``guard.stop_signal``; the processes agree on it after every step (``guards.py``)
+    and all stop there. A handler that raised, or Lightning's, which broadcasts from inside the
+    handler, would stop a process while another waits for it in a collective operation: a
+    process blocked in one cannot run its handler. A second SIGINT raises KeyboardInterrupt at once
+    (Lightning then ends the processes it started). The process that started the others (Lightning's
+    launcher) forwards SIGTERM and SIGUSR1 to them while training runs; they keep these handlers
+    until they exit.
+    """
+    if trainer.world_size <= 1:
+        previous_usr1 = _sigusr1_as_sigterm()
+        try:
+            yield
+        finally:
+            if previous_usr1 is not None:
+                signal.signal(signal.SIGUSR1, previous_usr1)
+        return
+    trainer._signal_connector.register_signal_handlers = lambda: None      # not Lightning's (see above)
+    launcher = trainer.strategy.launcher
+
+    def request_stop(signum, frame):
+        if signum == signal.SIGINT and guard.stop_signal is not None:
+            raise KeyboardInterrupt
+        if guard.stop_signal is None:
+            guard.stop_signal = signal.Signals(signum).name
+        # the children of Lightning's launcher; SIGINT from a terminal reaches them itself. Only while
+        # training runs: before, a child may not be in training yet (its handler would end it)
+        if signum != signal.SIGINT and guard.in_training and getattr(launcher, "procs", None):
+            launcher.kill(signum)
+
+    names = ("SIGTERM", "SIGUSR1", "SIGINT")
+    previous = {}
+    try:
+        for name in names:
+            if hasattr(signal, name):
+                previous[name] = signal.signal(getattr(signal, name), request_stop)
+    except ValueError:          # not the main thread: leave signals alone
+        pass
+    try:
+        yield
+    finally:
+        # a process other than the first leaves the command right after training (status 0): a signal the
+        # launcher forwards meanwhile (it may still be saving the last checkpoint) must not end it with 3
+        for name, handler in previous.items() if trainer.is_global_zero else ():
+            if handler is not None:
+                signal.signal(getattr(signal, name), handler)
+
+
+def _cores() -> int:
+    """CPU cores this process may run on (its affinity: a SLURM task's share), else the machine's."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def _threads_per_process(t: dict, world_size: int, local_processes: int, slurm: bool) -> int:
+    """Torch threads of one training process: ``train.threads``, else its share of the cores it may use."""
+    if t.get("threads"):
+        return int(t["threads"])
+    cores = _cores()
+    if world_size <= 1:
+        return cores
+    per_task = os.environ.get("SLURM_CPUS_PER_TASK", "")
+    if slurm and per_task.isdigit() and int(per_task) > 0:    # srun gave each task its cores
+        return max(1, min(cores, int(per_task)))
+    return max(1, cores // max(1, local_processes))       # the processes of one node share its cores
+
+
+def launch_info() -> tuple[bool, int]:
+    """(first process, processes started by an external launcher) as the environment says, before any Trainer.
+
+    Follows Lightning's choice of cluster environment: SLURM (``srun``: ``SLURM_PROCID`` of
+    ``SLURM_NTASKS``), torchrun (``RANK`` of ``WORLD_SIZE``), else Lightning's own launcher, whose
+    children have ``LOCAL_RANK`` (and ``NODE_RANK`` on other nodes) set. A command that is not part of
+    a distributed launch is the first (and only) process: ``(True, 1)``.
+    """
+    from lightning.fabric.plugins.environments import SLURMEnvironment, TorchElasticEnvironment
+    env = os.environ
+    if SLURMEnvironment.detect():
+        return int(env.get("SLURM_PROCID", 0)) == 0, int(env.get("SLURM_NTASKS", 1))
+    if TorchElasticEnvironment.detect():
+        return int(env.get("RANK", 0)) == 0, int(env.get("WORLD_SIZE", 1))
+    node = int(env.get("NODE_RANK", env.get("GROUP_RANK", 0)))
+    return int(env.get("LOCAL_RANK", 0)) == 0 and node == 0, 1
+
+
+def _debug_callbacks() -> list:
+    """Test hooks of the distributed tests, off unless their variables are set (never in normal use).
+
+    ``SCENESHIFT_DEBUG_DUMP=DIR``: each process writes the rows of its training batches per epoch
+    (``rows-rank<R>-epoch<E>.json``, at the epoch's end) and its parameters when training ends
+    (``params-rank<R>.pt``). ``SCENESHIFT_DEBUG_SLOW_RANK=R:SECONDS``: process R sleeps that long
+    before each training step (unbalanced processes).
+    """
+    dump, slow = os.environ.get("SCENESHIFT_DEBUG_DUMP"), os.environ.get("SCENESHIFT_DEBUG_SLOW_RANK")
+    if not dump and not slow:
+        return []
+    from lightning.pytorch.callbacks import Callback
+    slow_rank, delay = (int(slow.split(":")[0]), float(slow.split(":")[1])) if slow else (-1, 0.0)
+
+    class DebugDump(Callback):
+        rows: list = []
+
+        def on_train_epoch_start(self, trainer, pl_module):
+            self.rows = []
+
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            if trainer.global_rank == slow_rank:
+                time.sleep(delay)
+            if dump and isinstance(batch, (tuple, list)) and isinstance(batch[-1], torch.Tensor):
+                self.rows.append(batch[-1].tolist())       # WaveDataset items end with the row
+
+        def on_train_epoch_end(self, trainer, pl_module):
+            if dump:
+                atomic_write_json(Path(dump) / f"rows-rank{trainer.global_rank}-epoch{trainer.current_epoch}.json",
+                                  self.rows)
+
+        def on_train_end(self, trainer, pl_module):
+            if dump:
+                atomic_torch_save({k: v.detach().cpu() for k, v in pl_module.named_parameters()},
+                                  Path(dump) / f"params-rank{trainer.global_rank}.pt")
+    return [DebugDump()]
 
 
 def _build_trainer(L, t: dict, run_dir: Path, callbacks: list, loggers: list):
@@ -188,6 +324,8 @@ def train(recipe=None, data=None, out=None, overrides=(), resume=False, log=prin
             raise FileNotFoundError(f"{run_dir}: no run to resume (no config.yaml); start it with `sceneshift train "
                                     f"RECIPE --out {run_dir}`")
         if (run_dir / "summary.json").is_file():      # killed after training, e.g. while evaluating
+            if not launch_info()[0]:        # srun/torchrun: every task runs the command; the first evaluates
+                raise SystemExit(0)
             log(f"{run_dir}: training is finished (summary.json); nothing to resume")
             return run_dir
         cfg, domain = load_run_config(run_dir)
@@ -209,7 +347,9 @@ def train(recipe=None, data=None, out=None, overrides=(), resume=False, log=prin
     # last.ckpt only in epochs that improved the monitor: a resume would repeat every epoch since)
     every_epoch = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="last", save_top_k=1,
                                   enable_version_counter=False)
-    callbacks = [ckpt, every_epoch, RunGuard(t["seed"])] + ([TQDMProgressBar(refresh_rate=10)] if t.get("progress", True) else [])
+    guard = RunGuard(t["seed"])
+    callbacks = ([ckpt, every_epoch, guard] + ([TQDMProgressBar(refresh_rate=10)] if t.get("progress", True) else [])
+                 + _debug_callbacks())
     # the Trainer first: it knows this process's rank before anything is written
     wandb_id = wandb_run_id(run_dir) if "wandb" in t["logger"] else None
     loggers = make_loggers(t["logger"], run_dir, cfg, wandb_id)
@@ -229,12 +369,13 @@ def train(recipe=None, data=None, out=None, overrides=(), resume=False, log=prin
     if domain is None:
         domain = Domain.from_dataset(source.adapter, source.clips(d["train_split"]), d.get("scene_map"))
     source.domain = domain
-    threads = t.get("threads")
-    if not threads and trainer.world_size > 1:      # the processes of one node share its cores
-        threads = max(1, (os.cpu_count() or 1) // max(1, trainer.num_devices))
-    if threads and trainer.world_size > 1:
-        os.environ.setdefault("OMP_NUM_THREADS", str(threads))     # Lightning's launcher would set its own
-    torch.set_num_threads(int(threads or os.cpu_count() or 1))
+    from lightning.fabric.plugins.environments import SLURMEnvironment
+    threads = _threads_per_process(t, trainer.world_size, trainer.num_devices,
+                                   isinstance(getattr(trainer.strategy, "cluster_environment", None), SLURMEnvironment))
+    set_omp = trainer.world_size > 1 and "OMP_NUM_THREADS" not in os.environ
+    if set_omp:
+        os.environ["OMP_NUM_THREADS"] = str(threads)     # for the processes Lightning starts (its own guess otherwise)
+    torch.set_num_threads(threads)
     L.seed_everything(t["seed"], workers=True, verbose=False)
 
     started = time.time()
@@ -260,29 +401,36 @@ def train(recipe=None, data=None, out=None, overrides=(), resume=False, log=prin
                 _merge_metrics(earlier_csv, metrics_csv, upto_epoch=resumed_epoch)
             os.replace(metrics_csv, earlier_csv)
         log_recipe(loggers, cfg)
-    previous_usr1 = _sigusr1_as_sigterm()
     status = "failed"
     try:
-        trainer.fit(system, ckpt_path=str(last) if resume else None, weights_only=True)
+        with _stop_signals(trainer, guard):
+            trainer.fit(system, ckpt_path=str(last) if resume else None, weights_only=True)
         status = "success"
-    except SystemExit:      # Lightning ends a KeyboardInterrupt with sys.exit(1), SIGTERM with SIGTERMException
-        signal.signal(signal.SIGINT, signal.default_int_handler)       # Lightning left Ctrl-C ignored
-        if not trainer.interrupted:
+    except SystemExit:      # Lightning ends a KeyboardInterrupt with sys.exit(1), SIGTERM with SIGTERMException,
+        signal.signal(signal.SIGINT, signal.default_int_handler)       # several processes with StopRequested;
+        if not trainer.interrupted:                                    # Lightning left Ctrl-C ignored
             raise
+    except NonFiniteLoss:   # several processes: all raise it at the same step; the first one reports it
+        if rank_zero:
+            raise
+        status = "nonfinite"
     finally:
-        if previous_usr1 is not None:
-            signal.signal(signal.SIGUSR1, previous_usr1)
         if status != "success" or not rank_zero:
-            close_loggers(loggers, status)
+            close_loggers(loggers, "failed" if status != "success" else status)
         if rank_zero and earlier_csv.is_file():
             _merge_metrics(earlier_csv, metrics_csv, upto_epoch=resumed_epoch)
+        if set_omp:
+            os.environ.pop("OMP_NUM_THREADS", None)
+        if trainer.world_size > 1:      # the evaluation after training runs in this process alone
+            torch.set_num_threads(_threads_per_process(t, 1, 1, False))
     if not rank_zero:       # the first process writes the model and the summary, and evaluates
         raise SystemExit(0)
-    if trainer.interrupted:
+    if trainer.interrupted or guard.stop_signal:     # the latter: several processes, after their last common step
         done = load_weights(last)["epoch"] + 1 if last.is_file() else 0
-        raise TrainingInterrupted(f"training interrupted in epoch {trainer.current_epoch + 1} of {t['epochs']}; "
-                                  f"{done} complete epoch(s) saved in {last if done else run_dir}. Continue with: "
-                                  f"sceneshift train --resume --out {run_dir}")
+        what = (f"training interrupted in epoch {trainer.current_epoch + 1} of {t['epochs']}" if trainer.interrupted
+                else f"{guard.stop_signal} received as training ended")
+        raise TrainingInterrupted(f"{what}; {done} complete epoch(s) saved in {last if done else run_dir}. "
+                                  f"Continue with: sceneshift train --resume --out {run_dir}")
 
     try:
         return _finish(run_dir, cfg, domain, source, trainer, ckpt, last, loggers, started, log)
