@@ -50,7 +50,7 @@ def _free_bytes(folder: Path) -> int | None:
         return None
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -76,7 +76,7 @@ def remove_stale_temporaries(path: Path):
     mark = f".{HOST}-"
     for tmp in path.parent.glob(f".*{mark}*.tmp*"):
         pid = tmp.name.split(mark, 1)[1].split(".tmp", 1)[0]
-        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+        if pid.isdigit() and int(pid) != os.getpid() and not process_alive(int(pid)):
             tmp.unlink(missing_ok=True)
 
 

@@ -70,7 +70,7 @@ import torch
 from scipy import signal
 
 from .device import apply_frame_gain, compression_db, frame_levels_db
-from ..io import HOST, _alive, atomic_path, atomic_write_json, atomic_write_text
+from ..io import HOST, process_alive, atomic_path, atomic_write_json, atomic_write_text
 from ..data.audio import AudioError, load_audio
 from ..data.datasets.folders import AUDIO_SUFFIXES, SPLIT_DIRS, UNLABELED
 from ..data.datasets.tau import location_order, read_table
@@ -417,7 +417,7 @@ def remove_stale_temporaries(out: Path, log=print) -> list[Path]:
         if not tmp.name.startswith(prefix) or not tmp.is_dir():
             continue
         host, _, pid = tmp.name[len(prefix):].rpartition("-")
-        if host in ("", HOST) and pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+        if host in ("", HOST) and pid.isdigit() and int(pid) != os.getpid() and not process_alive(int(pid)):
             shutil.rmtree(tmp, ignore_errors=True)
             removed.append(tmp)
     if removed:
