@@ -1,10 +1,12 @@
 """Page faults and system time per training step, with and without sceneshift's allocator settings.
 
-Runs the same few training steps of a recipe's network in two fresh processes, one with
-``sceneshift.runtime.keep_freed_memory()`` and one without, and prints minor page faults and CPU
-seconds (user, system) per step side by side.
+Runs the same few training steps of a recipe's network in three fresh processes: glibc's default
+allocator, only its thresholds raised (``keep_freed_memory(mmap=True)``), and sceneshift's setting
+(thresholds raised and mmap off, ``keep_freed_memory()``), and prints minor page faults, CPU seconds
+(user, system) and wall seconds per step and the peak resident size side by side.
 
     python benchmarks/allocator_faults.py --recipe baseline --steps 5
+    python benchmarks/allocator_faults.py --recipe seed002 --steps 5
 """
 from __future__ import annotations
 
@@ -15,11 +17,15 @@ import subprocess
 import sys
 
 
-def child(recipe: str, steps: int, tuned: bool) -> dict:
+MODES = {"plain": "glibc default", "thresholds": "thresholds only", "tuned": "sceneshift"}
+
+
+def child(recipe: str, steps: int, mode: str) -> dict:
+    import time
     import torch
-    if tuned:
+    if mode != "plain":
         from sceneshift.runtime import keep_freed_memory
-        keep_freed_memory()
+        keep_freed_memory(mmap=mode == "thresholds")
     from sceneshift.data.domain import Domain
     from sceneshift.networks import build_network
     from sceneshift.training.recipe import load_recipe
@@ -37,32 +43,35 @@ def child(recipe: str, steps: int, tuned: bool) -> dict:
         loss.backward()
         opt.step()
     step()
-    r0 = resource.getrusage(resource.RUSAGE_SELF)
+    r0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
     for _ in range(steps):
         step()
-    r1 = resource.getrusage(resource.RUSAGE_SELF)
+    r1, wall = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter() - t0
     return {"faults": (r1.ru_minflt - r0.ru_minflt) / steps, "user": (r1.ru_utime - r0.ru_utime) / steps,
-            "system": (r1.ru_stime - r0.ru_stime) / steps}
+            "system": (r1.ru_stime - r0.ru_stime) / steps, "wall": wall / steps, "rss_mb": r1.ru_maxrss / 1024}
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--recipe", default="baseline")
     ap.add_argument("--steps", type=int, default=5)
-    ap.add_argument("--child", choices=["plain", "tuned"], help=argparse.SUPPRESS)
+    ap.add_argument("--child", choices=list(MODES), help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.child:
-        print(json.dumps(child(a.recipe, a.steps, a.child == "tuned")))
+        print(json.dumps(child(a.recipe, a.steps, a.child)))
         return
     rows = {}
-    for mode in ("plain", "tuned"):
+    for mode in MODES:
         out = subprocess.run([sys.executable, __file__, "--recipe", a.recipe, "--steps", str(a.steps), "--child", mode],
                              capture_output=True, text=True, check=True).stdout
         rows[mode] = json.loads(out.strip().splitlines()[-1])
     print(f"recipe {a.recipe}, {a.steps} steps, 1 thread, per step:")
-    print(f"{'allocator':<12}{'minor faults':>14}{'user s':>9}{'system s':>10}")
+    print(f"{'allocator':<17}{'minor faults':>14}{'user s':>9}{'system s':>10}{'wall s':>9}{'peak RSS MB':>13}")
     for mode, r in rows.items():
-        print(f"{'default' if mode == 'plain' else 'sceneshift':<12}{r['faults']:>14,.0f}{r['user']:>9.3f}{r['system']:>10.3f}")
+        print(f"{MODES[mode]:<17}{r['faults']:>14,.0f}{r['user']:>9.3f}{r['system']:>10.3f}{r['wall']:>9.3f}"
+              f"{r['rss_mb']:>13,.0f}")
+    base = rows["plain"]["wall"]
+    print("wall time per step vs glibc default: " + ", ".join(f"{MODES[m]} {base / r['wall']:.2f}x" for m, r in rows.items()))
 
 
 if __name__ == "__main__":
