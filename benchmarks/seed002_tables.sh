@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # docs/seed002.md, Tables 5 and 6 on urban-mobile v2 with the short schedule (recipe seed002):
 # normalisation rows x three seeds, MixupNorm lambda, the event block; then the per-group table and
-# the paired MixupNorm - BN comparison. Jobs run in priority order (every row once, then the seeds
-# of the key comparison, then the rest), two at a time with one thread each; a job is claimed by
+# the paired MixupNorm - BN comparison. Jobs run in priority order (the three seeds of the key
+# comparison, MixupNorm - BN, then every other row once, then the rest), two at a time with one thread each; a job is claimed by
 # creating OUT/<job>.claim while it runs, so the script can be rerun or run twice at once (evaluated
 # runs are kept, interrupted ones resumed, claimed ones skipped: delete a stale .claim after a
 # crash). Usage: bash benchmarks/seed002_tables.sh [OUT=runs/seed002]
@@ -13,12 +13,12 @@ source "$(dirname "$0")/_jobs.sh"
 OUT=${1:-runs/seed002}
 mkdir -p "$OUT"
 JOBS=(
-  "bn 0 model.norm=batch" "bn 1 model.norm=batch" "mixup0.1 0 model.norm=mixup" "mixup0.1 1 model.norm=mixup"
-  "in 0 model.norm=instance" "resnorm 0 model.norm=resnorm" "rfn 0 model.norm=rfn" "in 1 model.norm=instance"
-  "resnorm 1 model.norm=resnorm" "rfn 1 model.norm=rfn" "bn 2 model.norm=batch" "mixup0.1 2 model.norm=mixup"
-  "mixup0.1-event 0 model.norm=mixup model.event_block=true" "mixup0.3 0 model.norm=mixup model.norm_lambda=0.3"
-  "mixup0.5 0 model.norm=mixup model.norm_lambda=0.5" "in 2 model.norm=instance" "resnorm 2 model.norm=resnorm"
-  "rfn 2 model.norm=rfn"
+  "bn 0 model.norm=batch" "mixup0.1 0 model.norm=mixup" "bn 1 model.norm=batch" "mixup0.1 1 model.norm=mixup"
+  "bn 2 model.norm=batch" "mixup0.1 2 model.norm=mixup" "in 0 model.norm=instance" "rfn 0 model.norm=rfn"
+  "resnorm 0 model.norm=resnorm" "mixup0.1-event 0 model.norm=mixup model.event_block=true"
+  "in 1 model.norm=instance" "rfn 1 model.norm=rfn" "resnorm 1 model.norm=resnorm"
+  "mixup0.3 0 model.norm=mixup model.norm_lambda=0.3" "mixup0.5 0 model.norm=mixup model.norm_lambda=0.5"
+  "in 2 model.norm=instance" "rfn 2 model.norm=rfn" "resnorm 2 model.norm=resnorm"
 )
 worker() {
   for job in "${JOBS[@]}"; do

@@ -103,7 +103,9 @@ def main(argv=None):
     from sceneshift.data.domain import Domain
     from sceneshift.evaluation.complexity import network_cost
     from sceneshift.networks import build_network
+    from sceneshift.runtime import keep_freed_memory
     from sceneshift.training.recipe import load_recipe
+    keep_freed_memory()                      # as `sceneshift train` and `evaluate` do
     if a.threads:
         torch.set_num_threads(a.threads)
     threads = torch.get_num_threads()
