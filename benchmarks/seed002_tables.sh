@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # docs/seed002.md, Tables 5 and 6 on urban-mobile v2 with the short schedule (recipe seed002):
-# normalisation rows x three seeds, MixupNorm lambda, the event block; then the per-group table and
+# normalisation rows x three seeds, MixupNorm lambda, MixupNorm in the encoder only, the event block; then the per-group table and
 # the paired MixupNorm - BN comparison. Jobs run in priority order (the three seeds of the key
 # comparison, MixupNorm - BN, then every other row once, then the rest), two at a time with one thread each; a job is claimed by
 # creating OUT/<job>.claim while it runs, so the script can be rerun or run twice at once (evaluated
@@ -15,7 +15,8 @@ mkdir -p "$OUT"
 JOBS=(
   "bn 0 model.norm=batch" "mixup0.1 0 model.norm=mixup" "bn 1 model.norm=batch" "mixup0.1 1 model.norm=mixup"
   "bn 2 model.norm=batch" "mixup0.1 2 model.norm=mixup" "in 0 model.norm=instance" "rfn 0 model.norm=rfn"
-  "resnorm 0 model.norm=resnorm" "mixup0.1-event 0 model.norm=mixup model.event_block=true"
+  "resnorm 0 model.norm=resnorm" "mixup0.1-encoder 0 model.norm=mixup model.norm_at=encoder"
+  "mixup0.1-event 0 model.norm=mixup model.event_block=true"
   "in 1 model.norm=instance" "rfn 1 model.norm=rfn" "resnorm 1 model.norm=resnorm"
   "mixup0.3 0 model.norm=mixup model.norm_lambda=0.3" "mixup0.5 0 model.norm=mixup model.norm_lambda=0.5"
   "in 2 model.norm=instance" "rfn 2 model.norm=rfn" "resnorm 2 model.norm=resnorm"
@@ -35,7 +36,7 @@ worker() {
 }
 for _ in $(seq "${LANES:-2}"); do worker & done; wait
 rows=()
-for name in bn in mixup0.1 mixup0.3 mixup0.5 mixup0.1-event resnorm rfn; do
+for name in bn in mixup0.1 mixup0.3 mixup0.5 mixup0.1-encoder mixup0.1-event resnorm rfn; do
   runs=$(evaluated "$OUT/$name"-s{0,1,2})
   [ -n "$runs" ] && rows+=("$name=$runs")
 done

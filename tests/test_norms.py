@@ -78,12 +78,22 @@ def test_gradients_reach_the_network_through_the_pooled_path_only():
 
 
 @pytest.mark.parametrize("opts", [{}, {"event_block": True}, {"upsample": "nearest"}, {"decoder_blocks": 2},
-                                  {"norm": "batch"}, {"norm": "instance"}, {"norm": "resnorm"}, {"norm": "rfn"}])
+                                  {"norm": "batch"}, {"norm": "instance"}, {"norm": "resnorm"}, {"norm": "rfn"},
+                                  {"norm_at": "encoder"}])
 def test_mini_segnet_variants_are_length_independent(opts):
     m = MODELS.build("mini_segnet", {"width": 8, "hidden": 32, **opts}, where="model", in_channels=3).eval()
     with torch.no_grad():
         for shape in ((2, 3, 64, 193), (1, 3, 63, 50), (1, 3, 17, 7)):
             assert m(torch.randn(*shape)).shape == (shape[0], 32)
+
+
+def test_mini_segnet_norm_at_encoder_keeps_batch_norm_before_pooling():
+    m = MODELS.build("mini_segnet", {"width": 4, "hidden": 8, "norm_at": "encoder"}, where="model", in_channels=3)
+    assert type(m.norm1).__name__ == "MixupNorm" and isinstance(m.norm5, torch.nn.BatchNorm2d)
+    both = MODELS.build("mini_segnet", {"width": 4, "hidden": 8}, where="model", in_channels=3)
+    assert type(both.norm5).__name__ == "MixupNorm"
+    with pytest.raises(ValueError, match="model.norm_at"):
+        MODELS.build("mini_segnet", {"norm_at": "decoder"}, where="model", in_channels=3)
 
 
 def test_mini_segnet_unpools_into_the_pooled_positions():

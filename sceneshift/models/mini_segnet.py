@@ -18,7 +18,10 @@ docs/seed002.md. In short (tensors are ``(batch, channels, frequency, time)``; t
   the paper's width costs 0.9 G MACs per 4-s clip of 64 mel bands, too much for a 2-core CPU, so
   the short-schedule recipe (seed002) uses 16.
 * ``norm`` (``batch``, ``instance``, ``mixup``, ``resnorm``, ``rfn``: models/norms.py) sits after
-  the first encoder and the last decoder convolution, the two places the paper puts MixupNorm.
+  the first encoder and the last decoder convolution, the two places the paper puts MixupNorm
+  (``norm_at: both``). ``norm_at: encoder`` keeps it after the first convolution only and puts BN
+  after the last one: a channel-wise instance norm right before global average pooling makes
+  every channel's map zero-mean and unit-variance per clip, which removes what pooling reads.
 * **Pooling**: global average over frequency and time (``C = 64`` values) or, with
   ``event_block: true``, those plus the event extraction block's ``k`` values.
 * **Embedding**: dense ``hidden`` -> ReLU -> dropout (the first of the paper's two dense layers; the
@@ -61,8 +64,11 @@ def _conv(cin: int, cout: int) -> nn.Sequential:
 class MiniSegNet(nn.Module):
     def __init__(self, in_channels: int = 3, width: int = 64, norm: str = "mixup", norm_lambda: float | None = None,
                  norm_affine: bool = False, upsample: str = "unpool", decoder_blocks: int = 1,
-                 event_block: bool = False, k: int = 4, hidden: int = 512, dropout: float = 0.5):
+                 event_block: bool = False, k: int = 4, hidden: int = 512, dropout: float = 0.5,
+                 norm_at: str = "both"):
         super().__init__()
+        if norm_at not in ("both", "encoder"):
+            raise ValueError(f"model.norm_at must be 'both' or 'encoder', got {norm_at!r}")
         if upsample not in ("unpool", "nearest"):
             raise ValueError(f"model.upsample must be 'unpool' or 'nearest', got {upsample!r}")
         if decoder_blocks not in (1, 2):
@@ -78,7 +84,8 @@ class MiniSegNet(nn.Module):
         self.unpool = nn.MaxUnpool2d((2, 3))
         self.decoder_extra = (nn.Sequential(_conv(2 * w, 2 * w), nn.BatchNorm2d(2 * w), nn.ReLU(inplace=True))
                               if decoder_blocks == 2 else nn.Identity())
-        self.conv5, self.norm5 = _conv(2 * w, w), build_norm(norm, w, norm_lambda, norm_affine)
+        self.conv5 = _conv(2 * w, w)
+        self.norm5 = build_norm(norm, w, norm_lambda, norm_affine) if norm_at == "both" else nn.BatchNorm2d(w)
         pooled = w + (self.k if self.event_block else 0)
         self.embedding = nn.Sequential(nn.Linear(pooled, hidden), nn.ReLU(inplace=True), nn.Dropout(dropout))
         self.embed_dim = hidden
@@ -110,6 +117,6 @@ class MiniSegNet(nn.Module):
 @MODELS.register
 def mini_segnet(in_channels: int = 3, width: int = 64, norm: str = "mixup", norm_lambda: float | None = None,
                 norm_affine: bool = False, upsample: str = "unpool", decoder_blocks: int = 1, event_block: bool = False,
-                k: int = 4, hidden: int = 512, dropout: float = 0.5) -> MiniSegNet:
+                k: int = 4, hidden: int = 512, dropout: float = 0.5, norm_at: str = "both") -> MiniSegNet:
     return MiniSegNet(in_channels, width, norm, norm_lambda, norm_affine, upsample, decoder_blocks, event_block, k,
-                      hidden, dropout)
+                      hidden, dropout, norm_at)
