@@ -1,8 +1,8 @@
 """Page faults and system time per training step, with and without sceneshift's allocator settings.
 
 Runs the same few training steps of a recipe's network in three fresh processes: glibc's default
-allocator, only its thresholds raised (``keep_freed_memory(mmap=True)``), and sceneshift's setting
-(thresholds raised and mmap off, ``keep_freed_memory()``), and prints minor page faults, CPU seconds
+allocator, only its thresholds raised (``keep_freed_memory("thresholds")``), and sceneshift's setting
+(thresholds raised and mmap off, ``keep_freed_memory("sceneshift")``, what the command line uses), and prints minor page faults, CPU seconds
 (user, system) and wall seconds per step and the peak resident size side by side.
 
     python benchmarks/allocator_faults.py --recipe baseline --steps 5
@@ -25,7 +25,7 @@ def child(recipe: str, steps: int, mode: str) -> dict:
     import torch
     if mode != "plain":
         from sceneshift.runtime import keep_freed_memory
-        keep_freed_memory(mmap=mode == "thresholds")
+        keep_freed_memory("thresholds" if mode == "thresholds" else "sceneshift")
     from sceneshift.data.domain import Domain
     from sceneshift.networks import build_network
     from sceneshift.training.recipe import load_recipe

@@ -105,7 +105,7 @@ def main(argv=None):
     from sceneshift.networks import build_network
     from sceneshift.runtime import keep_freed_memory
     from sceneshift.training.recipe import load_recipe
-    keep_freed_memory()                      # as `sceneshift train` and `evaluate` do
+    keep_freed_memory()                      # as the `sceneshift` command does
     if a.threads:
         torch.set_num_threads(a.threads)
     threads = torch.get_num_threads()

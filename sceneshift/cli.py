@@ -403,8 +403,10 @@ def main(argv=None) -> int:
         os.environ["SCENESHIFT_SHARED"] = str(Path(a.shared).expanduser())
     from .data.audio import AudioError
     from .registry import RecipeError
+    from .runtime import keep_freed_memory
     previous = _on_signals(_terminate)
     try:
+        keep_freed_memory()        # a command runs and exits: keep freed memory for reuse (runtime.py says why)
         return a.fn(a) or EXIT_OK
     except (OSError, ValueError, AudioError, RecipeError, FloatingPointError) as e:   # OSError: disk full too
         print(f"sceneshift: error: {_one_line(e)}", file=sys.stderr)

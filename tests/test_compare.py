@@ -207,6 +207,12 @@ def test_compare_evaluates_a_stale_or_foreign_report_again(two_runs, tmp_path, t
     logs = []                                                               # now fresh: reused
     compare([a, c], tmp_path / "cmp", log=logs.append)
     assert not any("evaluating" in line for line in logs)
+    # an evaluation interrupted between its two files: a fresh report beside older predictions is stale too
+    preds = rep_path.parent / "predictions.csv"
+    os.utime(preds, ns=(c.joinpath("model.pt").stat().st_mtime_ns - 60 * 10**9,) * 2)
+    logs = []
+    compare([a, c], tmp_path / "cmp", log=logs.append)
+    assert any("model.pt is newer than" in line and "predictions.csv" in line for line in logs)
 
 
 def test_compare_notes_a_report_it_cannot_check(two_runs, tmp_path):

@@ -162,3 +162,13 @@ def test_csv_is_always_kept():
     assert load_recipe("baseline")["train"]["logger"] == ["csv"]
     assert load_recipe("baseline", ["train.logger=tensorboard"])["train"]["logger"] == ["csv", "tensorboard"]
     assert load_recipe("baseline", ["train.logger=[wandb,csv,wandb]"])["train"]["logger"] == ["csv", "wandb"]
+
+
+def test_wandb_id_continues_only_a_resumed_run(tmp_path):
+    from sceneshift.training.loggers import wandb_run_id
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "wandb.id").write_text("abc123\n")
+    assert wandb_run_id(tmp_path) == "abc123"                        # --resume and reports continue it
+    fresh = wandb_run_id(tmp_path, resume=False)                     # a new start in a failed start's folder
+    assert fresh != "abc123" and len(fresh) == 12
+

@@ -91,6 +91,15 @@ def test_allocator_settings_are_applied_once():
     assert keep_freed_memory() is keep_freed_memory()
 
 
+def test_allocator_mode_is_checked_and_default_changes_nothing(monkeypatch):
+    from sceneshift import runtime
+    monkeypatch.setattr(runtime, "_TUNED", [])
+    with pytest.raises(ValueError, match="SCENESHIFT_MALLOC"):
+        runtime.keep_freed_memory("fast")
+    monkeypatch.setenv("SCENESHIFT_MALLOC", "default")
+    assert runtime.keep_freed_memory() is False
+
+
 @pytest.mark.parametrize("options", [["train.channels_last=true", "train.precision=bf16-mixed"],
                                      ["train.cache_features=true", "train.channels_last=true"]])
 def test_training_with_speed_options(tiny_benchmark, tmp_path, options):

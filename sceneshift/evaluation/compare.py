@@ -110,9 +110,10 @@ def report_problem(rep_dir: Path, dataset: Path, split: str, weights: list[Path]
         return f"{rep} is for dataset {meta.get('dataset')}, not {dataset}"
     if meta.get("adapt", "none") != "none":
         return f"{rep} is of a run adapted with {meta['adapt']!r}"
-    newer = [w for w in weights if w.is_file() and w.stat().st_mtime_ns > rep.stat().st_mtime_ns]
-    if newer:
-        return f"{newer[0]} is newer than {rep}"
+    for made in (rep, rep_dir / "predictions.csv"):      # both must postdate the weights they describe
+        newer = [w for w in weights if w.is_file() and w.stat().st_mtime_ns > made.stat().st_mtime_ns]
+        if newer:
+            return f"{newer[0]} is newer than {made}"
     return None
 
 
@@ -237,7 +238,7 @@ def tables(s: dict) -> list[tuple[str, list[str], list[list[str]], str]]:
                  for d in s["devices"]], ""))
     if s["pairs"]:
         out.append((f"Paired difference to {names[0]} (percentage points, "
-                    "95 % paired bootstrap interval over recordings)",
+                    "95 % paired bootstrap interval over recording segments)",
                     ["run"] + s["groups"],
                     [[p["label"]] + ([_interval(p, g) for g in s["groups"]] if p["paired"]
                                      else [p["reason"]] + [""] * (len(s["groups"]) - 1)) for p in s["pairs"]],

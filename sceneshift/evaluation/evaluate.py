@@ -8,7 +8,6 @@ import numpy as np
 
 from ..data.datasets.tau import parse_groups
 from ..data.splits import DataSource, resolve_root
-from ..runtime import keep_freed_memory
 from .metrics import summarize
 from ..networks.predictor import load_predictor
 from .report import write_report
@@ -49,7 +48,6 @@ def write_predictions(path: Path, files, devices, labels, proba: np.ndarray, cla
 def evaluate(run: str | Path, data: str | Path | None = None, split: str = "evaluate", groups: str | None = None,
              out: str | Path | None = None, adapt: str | None = None, adapt_devices: str = "untrained",
              log=print) -> dict:
-    keep_freed_memory()
     predictor = load_predictor(run)
     cfg, domain = predictor.cfg, predictor.domain
     source, split_data = open_split(cfg, domain, split, data, log=log)
@@ -93,9 +91,11 @@ def evaluate(run: str | Path, data: str | Path | None = None, split: str = "eval
     eval_dir = getattr(predictor, "eval_dir", None) or Path(run) / "eval"   # a system file's is beside it
     suffix = f"-{adapt}" + ("-all" if adapt_devices == "all" else "") if adapt else ""
     out = Path(out) if out else Path(eval_dir) / f"{Path(source.adapter.root).name}-{split}{suffix}"
-    write_report(report, out)
+    # predictions first: report.json is the evaluation's completion mark (an interrupted evaluation leaves
+    # an old report, older than the weights, which `compare` and the benchmark scripts re-evaluate)
     write_predictions(out / "predictions.csv", [split_data.clips[i].filename for i in keep], devices,
                       [predictor.classes[k] for k in y], proba, predictor.classes)
+    write_report(report, out)
     for name, reason in skipped[:20]:
         print(f"skipped {name}: {reason}", file=sys.stderr)
     if len(skipped) > 20:

@@ -314,7 +314,7 @@ def quantisation_aware_finetune(run_dir: str | Path, epochs: int, calibration: n
     import lightning as L
     from ..training import SYSTEMS
     from ..training.guards import RunGuard
-    from ..training.run import _quiet_lightning
+    from ..training.run import _quiet_lightning, _threads_per_process
 
     epochs = check_epochs(epochs)
     run_dir = Path(run_dir)
@@ -336,8 +336,10 @@ def quantisation_aware_finetune(run_dir: str | Path, epochs: int, calibration: n
     system.net.load_state_dict(load_weights(run_dir / "model.pt"))
     fq = FakeQuantization(system.net, torch.as_tensor(calibration[:2]))
     simulated = fq.simulated
-    if any(p == "frontend" or p.startswith("frontend.") for p in simulated):
-        t["cache_features"] = False          # features cached in fp32 would bypass the front end's int8 layers
+    # the export calibrates and runs on fp32 front-end output (and int8 front-end layers where simulated):
+    # features cached as float16 would validate another model than the file the export writes
+    t["cache_features"] = False
+    torch.set_num_threads(_threads_per_process(t, 1, 1, False))
     select = _qat_callback(fq, calibration, log)
     log(f"QAT: {epochs} epoch(s) at learning rate {lr:.3g} (cosine), {len(simulated)} layers int8, "
         f"{len(fq.folded)} batch norms folded")

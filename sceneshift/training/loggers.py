@@ -9,6 +9,7 @@ continue the same W&B run; ``wandb sync`` uploads it when the user wants.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import yaml
@@ -36,10 +37,11 @@ def _wandb_settings():
         return wandb.Settings(silent=True)
 
 
-def wandb_run_id(run_dir: Path) -> str:
-    """The run folder's W&B run id (``logs/wandb.id``, else a new one): a resumed run and its reports continue it."""
+def wandb_run_id(run_dir: Path, resume: bool = True) -> str:
+    """The run folder's W&B run id (``logs/wandb.id`` when ``resume``, else a new one): a resumed run and its
+    reports continue it; a fresh start in a folder left by a failed one does not append to that one's history."""
     path = run_dir / "logs" / "wandb.id"
-    if path.is_file():
+    if resume and path.is_file():
         return path.read_text().strip()
     import uuid
     return uuid.uuid4().hex[:12]
@@ -125,6 +127,11 @@ def log_report(run_dir: str | Path, report: dict) -> dict[str, float]:
     metrics = report_metrics(report)
     if not names or not metrics:
         return {}
+    if "wandb" in names and not (run_dir / "logs" / "wandb.id").is_file():
+        names.remove("wandb")           # a new id would make each report its own W&B run
+        print(f"warning: {run_dir}: no logs/wandb.id, so the report is not logged to W&B", file=sys.stderr)
+        if not names:
+            return {}
     summary = run_dir / "summary.json"
     step = int(json.loads(summary.read_text()).get("global_step") or 0) if summary.is_file() else 0
     loggers = make_loggers(names, run_dir, cfg)[1:]

@@ -55,7 +55,6 @@ from ..data.domain import Domain
 from ..data.splits import DataSource, shard_loader
 from ..networks.predictor import load_run_config, load_weights
 from ..io import atomic_torch_save, atomic_write_json, atomic_write_text
-from ..runtime import keep_freed_memory
 from . import SYSTEMS
 from .guards import NonFiniteLoss, RunGuard
 from .loggers import close_loggers, log_best, log_recipe, make_loggers, wandb_run_id
@@ -310,7 +309,6 @@ def train(recipe=None, data=None, out=None, overrides=(), resume=False, log=prin
     In a distributed run only the first process returns; the others exit (status 0) when training ends.
     """
     import lightning as L
-    keep_freed_memory()
     _quiet_lightning()
     from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 
@@ -351,7 +349,7 @@ def train(recipe=None, data=None, out=None, overrides=(), resume=False, log=prin
     callbacks = ([ckpt, every_epoch, guard] + ([TQDMProgressBar(refresh_rate=10)] if t.get("progress", True) else [])
                  + _debug_callbacks())
     # the Trainer first: it knows this process's rank before anything is written
-    wandb_id = wandb_run_id(run_dir) if "wandb" in t["logger"] else None
+    wandb_id = wandb_run_id(run_dir, resume) if "wandb" in t["logger"] else None
     loggers = make_loggers(t["logger"], run_dir, cfg, wandb_id)
     trainer = _build_trainer(L, t, run_dir, callbacks, loggers)
     rank_zero = bool(trainer.is_global_zero)
