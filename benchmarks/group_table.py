@@ -21,8 +21,11 @@ GROUPS = ("source", "seen", "unseen", "overall", "macro")
 
 def report_of(run: Path, split: str, adapted: bool) -> dict:
     folder = run / "eval" if run.is_dir() else run.parent / f"{run.stem}-eval"
-    name = split + ("-bandwise" if adapted else "")
-    return json.loads((folder / name / "report.json").read_text())
+    path = folder / (split + ("-bandwise" if adapted else "")) / "report.json"
+    if not path.is_file():
+        raise SystemExit(f"group_table.py: {run} has no {path.parent.name} report ({path} is missing: "
+                         f"not evaluated yet, or --report names another split)")
+    return json.loads(path.read_text())
 
 
 def row(runs: list[Path], split: str, adapted: bool) -> tuple[dict, list]:

@@ -44,4 +44,11 @@ done
 bn=$(evaluated "$OUT"/bn-s{0,1,2}); mix=$(evaluated "$OUT"/mixup0.1-s{0,1,2})
 if [ "${bn//[^,]}" = ",," ] && [ "${mix//[^,]}" = ",," ]; then
   python benchmarks/paired_seeds.py --a "$OUT"/bn-s{0,1,2} --b "$OUT"/mixup0.1-s{0,1,2} --names BN MixupNorm
+  python benchmarks/paired_seeds.py --a "$OUT"/bn-s{0,1,2} --b "$OUT"/mixup0.1-s{0,1,2} --names BN MixupNorm \
+      --cluster location
 fi
+# one-seed variants of MixupNorm against it, paired on seed 0 (the bootstrap counts test recordings only)
+for variant in mixup0.1-encoder mixup0.1-event mixup0.3 mixup0.5; do
+  [ -n "$(evaluated "$OUT/$variant-s0")" ] && [ -n "$(evaluated "$OUT/mixup0.1-s0")" ] &&
+    python benchmarks/paired_seeds.py --a "$OUT/mixup0.1-s0" --b "$OUT/$variant-s0" --names "MixupNorm (0.1)" "$variant"
+done
