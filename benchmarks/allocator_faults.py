@@ -1,9 +1,9 @@
 """Page faults and system time per training step, with and without sceneshift's allocator settings.
 
-Runs the same few training steps of a recipe's network in three fresh processes: glibc's default
-allocator, only its thresholds raised (``keep_freed_memory("thresholds")``), and sceneshift's setting
-(thresholds raised and mmap off, ``keep_freed_memory("sceneshift")``, what the command line uses), and prints minor page faults, CPU seconds
-(user, system) and wall seconds per step and the peak resident size side by side.
+Runs the same few training steps of a recipe's network in one fresh process per allocator mode of
+``sceneshift.runtime.keep_freed_memory``: glibc's default, only its thresholds raised, and
+sceneshift's (thresholds raised and mmap off, what the command line uses), and prints minor page
+faults, CPU seconds (user, system) and wall seconds per step and the peak resident size side by side.
 
     python benchmarks/allocator_faults.py --recipe baseline --steps 5
     python benchmarks/allocator_faults.py --recipe seed002 --steps 5
@@ -17,15 +17,16 @@ import subprocess
 import sys
 
 
-MODES = {"plain": "glibc default", "thresholds": "thresholds only", "tuned": "sceneshift"}
+from sceneshift.runtime import MODES
+
+LABELS = {"default": "glibc default", "thresholds": "thresholds only", "sceneshift": "sceneshift"}
 
 
 def child(recipe: str, steps: int, mode: str) -> dict:
     import time
     import torch
-    if mode != "plain":
-        from sceneshift.runtime import keep_freed_memory
-        keep_freed_memory("thresholds" if mode == "thresholds" else "sceneshift")
+    from sceneshift.runtime import keep_freed_memory
+    keep_freed_memory(mode)
     from sceneshift.data.domain import Domain
     from sceneshift.networks import build_network
     from sceneshift.training.recipe import load_recipe
@@ -61,17 +62,17 @@ def main(argv=None):
         print(json.dumps(child(a.recipe, a.steps, a.child)))
         return
     rows = {}
-    for mode in MODES:
+    for mode in reversed(MODES):           # default, thresholds, sceneshift
         out = subprocess.run([sys.executable, __file__, "--recipe", a.recipe, "--steps", str(a.steps), "--child", mode],
                              capture_output=True, text=True, check=True).stdout
         rows[mode] = json.loads(out.strip().splitlines()[-1])
     print(f"recipe {a.recipe}, {a.steps} steps, 1 thread, per step:")
     print(f"{'allocator':<17}{'minor faults':>14}{'user s':>9}{'system s':>10}{'wall s':>9}{'peak RSS MB':>13}")
     for mode, r in rows.items():
-        print(f"{MODES[mode]:<17}{r['faults']:>14,.0f}{r['user']:>9.3f}{r['system']:>10.3f}{r['wall']:>9.3f}"
+        print(f"{LABELS[mode]:<17}{r['faults']:>14,.0f}{r['user']:>9.3f}{r['system']:>10.3f}{r['wall']:>9.3f}"
               f"{r['rss_mb']:>13,.0f}")
-    base = rows["plain"]["wall"]
-    print("wall time per step vs glibc default: " + ", ".join(f"{MODES[m]} {base / r['wall']:.2f}x" for m, r in rows.items()))
+    base = rows["default"]["wall"]
+    print("wall time per step vs glibc default: " + ", ".join(f"{LABELS[m]} {base / r['wall']:.2f}x" for m, r in rows.items()))
 
 
 if __name__ == "__main__":

@@ -49,6 +49,7 @@ if [ "${bn//[^,]}" = ",," ] && [ "${mix//[^,]}" = ",," ]; then
 fi
 # one-seed variants of MixupNorm against it, paired on seed 0 (the bootstrap counts test recordings only)
 for variant in mixup0.1-encoder mixup0.1-event mixup0.3 mixup0.5; do
-  [ -n "$(evaluated "$OUT/$variant-s0")" ] && [ -n "$(evaluated "$OUT/mixup0.1-s0")" ] &&
+  if [ -n "$(evaluated "$OUT/$variant-s0")" ] && [ -n "$(evaluated "$OUT/mixup0.1-s0")" ]; then
     python benchmarks/paired_seeds.py --a "$OUT/mixup0.1-s0" --b "$OUT/$variant-s0" --names "MixupNorm (0.1)" "$variant"
+  fi
 done
