@@ -1,30 +1,81 @@
 #!/usr/bin/env bash
-# docs/beyond.md: the CP-ResNet rows on urban-mobile v2, then the paired comparison and the export.
-# Two runs at a time with one thread each (2 cores); 15 epochs each (cosine schedule, warm-up 2).
-# Usage: bash benchmarks/beyond.sh [OUT=runs/beyond]. The distillation teacher is the ensemble of the seed-0
-# runs with DIR + Freq-MixStyle, Freq-MixStyle and DIR (written to $OUT/teacher.yaml once they exist).
+# docs/beyond.md: the CP-ResNet rows on urban-mobile v2, then the paired comparisons, band-wise
+# matching on top, the int8 export with and without quantisation-aware fine-tuning, inference speed.
+# 15 epochs each (cosine schedule, warm-up 2), one thread per run, LANES runs at a time (default 2).
+# The distillation teacher is the ensemble of the seed-0 runs with DIR + Freq-MixStyle,
+# Freq-MixStyle and DIR ($OUT/teacher.yaml, written once they are evaluated); the distilled runs
+# wait for it. A job is claimed by creating OUT/<job>.claim while it runs, so the script can be
+# rerun (evaluated runs kept, interrupted ones resumed) or run twice at once; delete a stale .claim
+# after a crash. Usage: bash benchmarks/beyond.sh [OUT=runs/beyond]
+# Environment: LANES; ONLY="cp_resnet_kd-s2 ..." runs only those jobs (the teacher's members are
+# run when a distilled job is asked for).
 set -euo pipefail
+source "$(dirname "$0")/_jobs.sh"
 OUT=${1:-runs/beyond}
 COMMON="train.progress=false train.threads=1 train.channels_last=true train.cache_features=true train.epochs=15"
+TEACHER_MEMBERS="cp_resnet_dir_fms-s0 cp_resnet_fms-s0 cp_resnet_dir-s0"
 mkdir -p "$OUT"
-queue() {   # recipe:seed ...
+wanted() {   # JOB: is it asked for (everything when ONLY is empty)?
+  [ -z "${ONLY:-}" ] && return 0
+  [[ " $ONLY " == *" $1 "* ]] && return 0
+  [[ " $TEACHER_MEMBERS " == *" $1 "* ]] && [[ " $ONLY " == *" cp_resnet_kd-"* ]]
+}
+worker() {   # recipe:seed ... in priority order
+  local item r s job extra
   for item in "$@"; do
-    r=${item%%:*}; s=${item##*:}
-    [ -f "$OUT/$r-s$s/summary.json" ] && continue
-    extra=""; [ "$r" = cp_resnet_kd ] && extra="system_options.teacher=$OUT/teacher.yaml"
-    sceneshift run "$r" --out "$OUT/$r-s$s" train.seed="$s" $COMMON $extra > "$OUT/$r-s$s.log" 2>&1
+    r=${item%%:*}; s=${item##*:}; job=$r-s$s; extra=""
+    wanted "$job" || continue
+    [ -n "$(evaluated "$OUT/$job")" ] && continue
+    if [ "$r" = cp_resnet_kd ]; then
+      [ -f "$OUT/teacher.yaml" ] || continue
+      extra="system_options.teacher=$OUT/teacher.yaml"
+    fi
+    mkdir "$OUT/$job.claim" 2>/dev/null || continue
+    train_job "$OUT/$job" "$r" train.seed="$s" $COMMON $extra || true
+    rmdir "$OUT/$job.claim"
   done
 }
-queue cp_resnet:0 cp_resnet_fms:0 cp_resnet:1 cp_resnet:2 cp_resnet_fms:1 &
-queue cp_resnet_dir_fms:0 cp_resnet_dir:0 cp_resnet_dir_fms:1 cp_resnet_dir_fms:2 &
-queue cp_resnet_dir:1 cp_resnet_dir:2 &
-wait
-printf 'ensemble:\n  - cp_resnet_dir_fms-s0\n  - cp_resnet_fms-s0\n  - cp_resnet_dir-s0\n' > "$OUT/teacher.yaml"
-sceneshift evaluate "$OUT/teacher.yaml"
-queue cp_resnet_kd:0 & queue cp_resnet_kd:1 &
-wait
-python benchmarks/paired_seeds.py --a "$OUT"/cp_resnet-s{0,1,2} --b "$OUT"/cp_resnet_dir_fms-s{0,1,2} \
-  --names "CP-ResNet" "CP-ResNet + DIR + Freq-MixStyle"
-for r in cp_resnet-s0 cp_resnet_dir_fms-s0 cp_resnet_kd-s0; do sceneshift evaluate "$OUT/$r" --adapt bandwise; done
-sceneshift export "$OUT/cp_resnet_kd-s0" --int8 && sceneshift evaluate "$OUT/cp_resnet_kd-s0/model.int8.onnx"
-python benchmarks/inference_speed.py "$OUT/cp_resnet_kd-s0"
+STUDENTS="cp_resnet_kd:0 cp_resnet_kd:1 cp_resnet_kd:2"
+PLAIN="cp_resnet_dir_fms:0 cp_resnet_fms:0 cp_resnet_dir:0 cp_resnet:0 cp_resnet:1 cp_resnet:2
+  cp_resnet_dir_fms:1 cp_resnet_dir_fms:2 cp_resnet_dir:1 cp_resnet_dir:2 cp_resnet_fms:1 cp_resnet_fms:2"
+teacher() {   # write and score the teacher once its members are evaluated
+  [ -f "$OUT/teacher.yaml" ] && return 0
+  for m in $TEACHER_MEMBERS; do [ -n "$(evaluated "$OUT/$m")" ] || return 0; done
+  mkdir "$OUT/teacher.claim" 2>/dev/null || return 0
+  printf 'ensemble:\n' > "$OUT/teacher.yaml.tmp"
+  for m in $TEACHER_MEMBERS; do printf '  - %s\n' "$m" >> "$OUT/teacher.yaml.tmp"; done
+  mv "$OUT/teacher.yaml.tmp" "$OUT/teacher.yaml"
+  sceneshift evaluate "$OUT/teacher.yaml" > "$OUT/teacher.log" 2>&1 || echo "failed: teacher (see $OUT/teacher.log)" >&2
+  rmdir "$OUT/teacher.claim"
+}
+# Every lane takes the teacher's members first, then the students (once the teacher exists), then the rest.
+lane() { worker $PLAIN_FIRST; teacher; worker $STUDENTS $PLAIN; teacher; worker $STUDENTS; }
+PLAIN_FIRST="cp_resnet_dir_fms:0 cp_resnet_fms:0 cp_resnet_dir:0"
+for _ in $(seq "${LANES:-2}"); do lane & done; wait
+
+# Tables: every row with its evaluated seeds, then the paired comparisons of the three-seed rows.
+rows=()
+for r in cp_resnet cp_resnet_fms cp_resnet_dir cp_resnet_dir_fms cp_resnet_kd; do
+  runs=$(evaluated "$OUT/$r"-s{0,1,2})
+  [ -n "$runs" ] && rows+=("$r=$runs")
+done
+[ ${#rows[@]} -gt 0 ] && python benchmarks/group_table.py "${rows[@]}" | tee "$OUT/table.md"
+three() { [ "$(evaluated "$OUT/$1"-s{0,1,2} | tr -cd ,)" = ",," ]; }
+for pair in "cp_resnet cp_resnet_dir_fms" "cp_resnet cp_resnet_dir" "cp_resnet_dir cp_resnet_dir_fms" \
+            "cp_resnet_dir_fms cp_resnet_kd"; do
+  set -- $pair
+  three "$1" && three "$2" && python benchmarks/paired_seeds.py --a "$OUT/$1"-s{0,1,2} --b "$OUT/$2"-s{0,1,2} --names "$1" "$2"
+done
+# Seed 0: band-wise matching on top; int8 export (post-training, then 3 epochs of QAT) of the distilled run.
+for r in cp_resnet-s0 cp_resnet_dir_fms-s0 cp_resnet_kd-s0; do
+  [ -n "$(evaluated "$OUT/$r")" ] || continue
+  compgen -G "$OUT/$r/eval/*bandwise*/report.json" > /dev/null || sceneshift evaluate "$OUT/$r" --adapt bandwise
+done
+kd="$OUT/cp_resnet_kd-s0"
+if [ -n "$(evaluated "$kd")" ]; then
+  for model in int8 qat.int8; do
+    [ -f "$kd/model.$model.onnx" ] || sceneshift export "$kd" $([ $model = int8 ] && echo --int8 || echo --qat 3)
+    [ -f "$kd/model.$model-eval/urban-mobile-evaluate/report.json" ] || sceneshift evaluate "$kd/model.$model.onnx"
+  done
+  python benchmarks/inference_speed.py "$kd"
+fi

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # docs/seed002.md, Tables 5 and 6 on urban-mobile v2 with the short schedule (recipe seed002):
-# normalisation rows x three seeds, MixupNorm lambda, MixupNorm in the encoder only, the event block; then the per-group table and
-# the paired MixupNorm - BN comparison. Jobs run in priority order (the three seeds of the key
+# normalisation rows x three seeds, MixupNorm lambda, MixupNorm in the encoder only, the event block, and BN,
+# MixupNorm and ResNorm with three warm-restart cycles (35 epochs, seed 0); then the per-group table and
+# the paired comparisons. Jobs run in priority order (the three seeds of the key
 # comparison, MixupNorm - BN, then every other row once, then the rest), two at a time with one thread each; a job is claimed by
 # creating OUT/<job>.claim while it runs, so the script can be rerun or run twice at once (evaluated
 # runs are kept, interrupted ones resumed, claimed ones skipped: delete a stale .claim after a
@@ -20,6 +21,8 @@ JOBS=(
   "in 1 model.norm=instance" "rfn 1 model.norm=rfn" "resnorm 1 model.norm=resnorm"
   "mixup0.3 0 model.norm=mixup model.norm_lambda=0.3" "mixup0.5 0 model.norm=mixup model.norm_lambda=0.5"
   "in 2 model.norm=instance" "rfn 2 model.norm=rfn" "resnorm 2 model.norm=resnorm"
+  "bn-35ep 0 model.norm=batch train.epochs=35" "mixup0.1-35ep 0 model.norm=mixup train.epochs=35"
+  "resnorm-35ep 0 model.norm=resnorm train.epochs=35"
 )
 worker() {
   for job in "${JOBS[@]}"; do
@@ -36,7 +39,8 @@ worker() {
 }
 for _ in $(seq "${LANES:-2}"); do worker & done; wait
 rows=()
-for name in bn in mixup0.1 mixup0.3 mixup0.5 mixup0.1-encoder mixup0.1-event resnorm rfn; do
+for name in bn in mixup0.1 mixup0.3 mixup0.5 mixup0.1-encoder mixup0.1-event resnorm rfn bn-35ep mixup0.1-35ep \
+    resnorm-35ep; do
   runs=$(evaluated "$OUT/$name"-s{0,1,2})
   [ -n "$runs" ] && rows+=("$name=$runs")
 done
@@ -47,6 +51,12 @@ if [ "${bn//[^,]}" = ",," ] && [ "${mix//[^,]}" = ",," ]; then
   python benchmarks/paired_seeds.py --a "$OUT"/bn-s{0,1,2} --b "$OUT"/mixup0.1-s{0,1,2} --names BN MixupNorm \
       --cluster location
 fi
+# the three-cycle schedule (5 + 10 + 20 epochs, seed 0): does BN's lead hold when nobody stops at the last epoch?
+for variant in mixup0.1-35ep resnorm-35ep; do
+  if [ -n "$(evaluated "$OUT/$variant-s0")" ] && [ -n "$(evaluated "$OUT/bn-35ep-s0")" ]; then
+    python benchmarks/paired_seeds.py --a "$OUT/bn-35ep-s0" --b "$OUT/$variant-s0" --names "BN (35 epochs)" "$variant"
+  fi
+done
 # one-seed variants of MixupNorm against it, paired on seed 0 (the bootstrap counts test recordings only)
 for variant in mixup0.1-encoder mixup0.1-event mixup0.3 mixup0.5; do
   if [ -n "$(evaluated "$OUT/$variant-s0")" ] && [ -n "$(evaluated "$OUT/mixup0.1-s0")" ]; then
