@@ -45,12 +45,17 @@ for name in bn in mixup0.1 mixup0.3 mixup0.5 mixup0.1-encoder mixup0.1-event res
   [ -n "$runs" ] && rows+=("$name=$runs")
 done
 [ ${#rows[@]} -gt 0 ] && python benchmarks/group_table.py "${rows[@]}" | tee "$OUT/table.md"
-bn=$(evaluated "$OUT"/bn-s{0,1,2}); mix=$(evaluated "$OUT"/mixup0.1-s{0,1,2})
-if [ "${bn//[^,]}" = ",," ] && [ "${mix//[^,]}" = ",," ]; then
-  python benchmarks/paired_seeds.py --a "$OUT"/bn-s{0,1,2} --b "$OUT"/mixup0.1-s{0,1,2} --names BN MixupNorm
-  python benchmarks/paired_seeds.py --a "$OUT"/bn-s{0,1,2} --b "$OUT"/mixup0.1-s{0,1,2} --names BN MixupNorm \
-      --cluster location
-fi
+three() { [ "$(evaluated "$OUT/$1"-s{0,1,2} | tr -cd ,)" = ",," ]; }
+# three-seed pairs: the key comparison (also with whole locations resampled), IN against MixupNorm, the successors
+for pair in "bn mixup0.1 BN MixupNorm" "in mixup0.1 IN MixupNorm" "bn resnorm BN ResNorm" "bn rfn BN RFN" \
+            "mixup0.1 resnorm MixupNorm ResNorm"; do
+  set -- $pair
+  three "$1" && three "$2" || continue
+  python benchmarks/paired_seeds.py --a "$OUT/$1"-s{0,1,2} --b "$OUT/$2"-s{0,1,2} --names "$3" "$4"
+  if [ "$1 $2" = "bn mixup0.1" ]; then
+    python benchmarks/paired_seeds.py --a "$OUT/$1"-s{0,1,2} --b "$OUT/$2"-s{0,1,2} --names "$3" "$4" --cluster location
+  fi
+done
 # the three-cycle schedule (5 + 10 + 20 epochs, seed 0): does BN's lead hold when nobody stops at the last epoch?
 for variant in mixup0.1-35ep resnorm-35ep; do
   if [ -n "$(evaluated "$OUT/$variant-s0")" ] && [ -n "$(evaluated "$OUT/bn-35ep-s0")" ]; then
