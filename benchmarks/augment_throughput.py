@@ -8,6 +8,9 @@ once with the waveform augmentations removed and once with them, and prints both
 with where the time goes.
 
     python benchmarks/augment_throughput.py --recipe seed003_resnet --batches 12 --threads 1
+    python benchmarks/augment_throughput.py --recipe seed003_resnet --also train.channels_last=true train.compile=true
+
+``--also`` adds both rows again with those speed options, each with its ratio to the recipe's row.
 """
 from __future__ import annotations
 
@@ -36,11 +39,10 @@ def measure(module, loader, n_batches: int, warmup: int = 2) -> dict:
         for aug in module.wave_augment:
             wave, target = aug(wave, target, device)
         t2 = time.perf_counter()
-        with torch.no_grad():
-            x = module.net.features(wave)
+        x = module.input_features(wave)          # no gradient; channels-last when the recipe says so
         for aug in module.spec_augment:
             x, target = aug(x, target, device)
-        logits = module.net.head(module.net.backbone(x))
+        logits = module.net.head(module.train_backbone(x))      # compiled with train.compile
         loss = torch.sum(-target * F.log_softmax(logits, dim=1), dim=1).mean()
         opt.zero_grad()
         loss.backward()
@@ -62,6 +64,8 @@ def main(argv=None):
     ap.add_argument("--data", help="dataset folder (default: the built urban-mobile)")
     ap.add_argument("--batches", type=int, default=12, help="timed training steps per variant")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--also", nargs="+", default=[], metavar="key=value",
+                    help="speed options to measure beside the recipe (e.g. train.compile=true)")
     ap.add_argument("overrides", nargs="*", metavar="key=value")
     a = ap.parse_args(argv)
 
@@ -76,22 +80,28 @@ def main(argv=None):
                                         cfg["data"]["scene_map"])
 
     rows = []
-    for variant in ("without", "with"):
-        torch.manual_seed(0)
-        module = SYSTEMS.build(cfg["system"], cfg["system_options"], cfg=cfg, domain=source.domain, data=source)
-        if variant == "without":
-            module.wave_augment = torch.nn.ModuleList()
-        module.setup("fit")
-        names = [a.name for a in module.wave_augment] or ["none"]
-        r = measure(module, module.train_dataloader(), a.batches)
-        rows.append((variant, ", ".join(names), r))
+    for options in [[], a.also] if a.also else [[]]:
+        run_cfg = resolve(a.recipe, a.data, [*a.overrides, *options])
+        for variant in ("without", "with"):
+            torch.manual_seed(0)
+            module = SYSTEMS.build(run_cfg["system"], run_cfg["system_options"], cfg=run_cfg, domain=source.domain,
+                                   data=source)
+            if variant == "without":
+                module.wave_augment = torch.nn.ModuleList()
+            module.setup("fit")
+            names = [a.name for a in module.wave_augment] or ["none"]
+            r = measure(module, module.train_dataloader(), a.batches)
+            rows.append((variant + (" + " + " ".join(options) if options else ""), ", ".join(names), r))
 
     print(f"recipe {a.recipe}, batch {cfg['train']['batch_size']}, {a.batches} timed steps, "
           f"{a.threads} thread(s), data {cfg['data']['root']}")
-    print(f"{'waveform augmentation':<24}{'clips/s':>9}{'load %':>8}{'wave aug %':>11}{'step %':>8}  augmentations")
-    for variant, names, r in rows:
-        print(f"{variant:<24}{r['clips_per_s']:>9.1f}{100 * r['load_share']:>8.1f}{100 * r['wave_augment_share']:>11.1f}"
-              f"{100 * r['step_share']:>8.1f}  {names}")
+    width = max(24, *(len(v) + 2 for v, _, _ in rows))
+    print(f"{'waveform augmentation':<{width}}{'clips/s':>9}{'load %':>8}{'wave aug %':>11}{'step %':>8}"
+          f"{'x recipe':>10}  augmentations")
+    for i, (variant, names, r) in enumerate(rows):
+        ratio = r["clips_per_s"] / rows[i % 2][2]["clips_per_s"]
+        print(f"{variant:<{width}}{r['clips_per_s']:>9.1f}{100 * r['load_share']:>8.1f}{100 * r['wave_augment_share']:>11.1f}"
+              f"{100 * r['step_share']:>8.1f}{ratio:>10.2f}  {names}")
     print(f"ratio with / without: {rows[1][2]['clips_per_s'] / rows[0][2]['clips_per_s']:.2f}")
 
 

@@ -10,6 +10,7 @@ against the goal of 1000x real time per core.
 
     python benchmarks/throughput.py --recipe baseline
     python benchmarks/throughput.py --recipe seed003_resnet --threads 2 --steps 10
+    python benchmarks/throughput.py --recipe seed003_resnet --threads 1 --compile   # + train.compile
 
 Inputs are random waveforms of the recipe's clip length (throughput does not depend on content).
 """
@@ -24,6 +25,9 @@ import torch.nn.functional as F
 
 VARIANTS = (("fp32", False, False), ("channels_last", True, False), ("bf16", False, True),
             ("bf16 + channels_last", True, True))
+# with --compile (train.compile: the backbone's training step compiled; inference stays eager, as in a run)
+COMPILED = (("compile", False, False), ("channels_last + compile", True, False),
+            ("bf16 + cl + compile", True, True))
 
 
 def matmul_peak(dtype: torch.dtype, n: int = 2048, repeats: int = 5) -> float:
@@ -52,18 +56,25 @@ def features(net, wave, channels_last: bool):
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
 
-def clips_per_second(run, clips: int, steps: int, warmup: int = 2) -> float:
+def clips_per_second(run, clips: int, steps: int, warmup: int = 2) -> tuple[float, float]:
+    """(clips per second over the timed steps, seconds of the warm-up steps, compiling included)."""
+    t0 = time.perf_counter()
     for _ in range(warmup):
         run()
+    warm = time.perf_counter() - t0
     t0 = time.perf_counter()
     for _ in range(steps):
         run()
-    return steps * clips / (time.perf_counter() - t0)
+    return steps * clips / (time.perf_counter() - t0), warm
 
 
-def train_rate(net, spec_augment, wave, y, n_classes, steps, channels_last, bf16) -> float:
+def train_rate(net, spec_augment, wave, y, n_classes, steps, channels_last, bf16, compile_=False) -> tuple[float, float]:
     net.train()
     opt = torch.optim.Adam(net.parameters(), lr=1e-4)
+    backbone = net.backbone
+    if compile_:
+        from sceneshift.training.classifier import compiled
+        backbone = compiled(net.backbone)
 
     def step():
         target = F.one_hot(y, n_classes).float()
@@ -71,7 +82,7 @@ def train_rate(net, spec_augment, wave, y, n_classes, steps, channels_last, bf16
         for aug in spec_augment:
             x, target = aug(x, target, None)
         with autocast(bf16):
-            logits = net.head(net.backbone(x))
+            logits = net.head(backbone(x))
         loss = torch.sum(-target * F.log_softmax(logits.float(), dim=1), dim=1).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -80,7 +91,7 @@ def train_rate(net, spec_augment, wave, y, n_classes, steps, channels_last, bf16
 
 
 @torch.inference_mode()
-def infer_rate(net, wave, steps, channels_last, bf16) -> float:
+def infer_rate(net, wave, steps, channels_last, bf16) -> tuple[float, float]:
     net.eval()
 
     def run():
@@ -96,6 +107,7 @@ def main(argv=None):
     ap.add_argument("--batch", type=int, default=None, help="training batch (default: the recipe's)")
     ap.add_argument("--steps", type=int, default=10, help="timed steps per variant")
     ap.add_argument("--threads", type=int, default=None, help="default: every core")
+    ap.add_argument("--compile", action="store_true", help="also the train.compile variants (compiling takes minutes)")
     ap.add_argument("overrides", nargs="*", metavar="key=value")
     a = ap.parse_args(argv)
 
@@ -127,13 +139,16 @@ def main(argv=None):
           f"bf16 {peak[True] / 1e9:.0f} GFLOP/s")
     print(f"{'variant':<22}{'train clips/s':>14}{'x fp32':>8}{'of peak':>9}{'infer clips/s':>15}{'x fp32':>8}{'of peak':>9}")
     base = None
-    for name, cl, bf16 in VARIANTS:
+    for name, cl, bf16, comp in [(*v, False) for v in VARIANTS] + [(*v, True) for v in COMPILED if a.compile]:
         prepare(net, cl)
-        tr = train_rate(net, spec_augment, wave, y, n_classes, a.steps, cl, bf16)
-        inf = infer_rate(net, wave, a.steps, cl, bf16)
+        tr, warm = train_rate(net, spec_augment, wave, y, n_classes, a.steps, cl, bf16, comp)
+        line = f"{name:<22}{tr:>14.1f}{tr / (base or (tr,))[0]:>8.2f}{tr * 6 * macs / peak[bf16]:>9.1%}"
+        if comp:     # a run's validation and evaluation stay eager: the inference columns are the eager rows'
+            print(f"{line}{'(eager)':>15}   warm-up incl. compiling {warm:.0f} s")
+            continue
+        inf = infer_rate(net, wave, a.steps, cl, bf16)[0]
         base = base or (tr, inf)
-        print(f"{name:<22}{tr:>14.1f}{tr / base[0]:>8.2f}{tr * 6 * macs / peak[bf16]:>9.1%}"
-              f"{inf:>15.1f}{inf / base[1]:>8.2f}{inf * 2 * macs / peak[bf16]:>9.1%}")
+        print(f"{line}{inf:>15.1f}{inf / base[1]:>8.2f}{inf * 2 * macs / peak[bf16]:>9.1%}")
     prepare(net, False)
     net.eval()
     torch.set_num_threads(1)

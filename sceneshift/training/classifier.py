@@ -7,8 +7,10 @@ systems (seed 000's disentanglement, ...) subclass this and change what differs.
 
 Speed: when the recipe has no waveform-stage augmentation the front end is deterministic, so its
 output is computed once per split and cached (``train.cache_features``); ``train.channels_last``
-runs the convolutions in channels-last memory format and ``train.precision: bf16-mixed`` under
-bf16 autocast (Lightning's precision plugin). benchmarks/throughput.py measures each.
+runs the convolutions in channels-last memory format, ``train.precision: bf16-mixed`` under
+bf16 autocast (Lightning's precision plugin) and ``train.compile`` the backbone's training
+forward and backward as torch.compile'd (inductor) code, which fuses the normalisation, activation
+and shortcut element-wise work that dominates thin CPU networks. benchmarks/throughput.py measures each.
 """
 from __future__ import annotations
 
@@ -24,6 +26,18 @@ from ..data.splits import loader, with_features
 from ..networks import build_network
 from . import SYSTEMS
 from .optim import build_optimizer
+
+
+def compiled(backbone: torch.nn.Module):
+    """``torch.compile`` of a backbone for training steps (inductor, static shapes).
+
+    Static shapes: a training run sees two batch shapes (full batches and the epoch's last one), so
+    two graphs are compiled once per process, each kept for every later epoch; validation and
+    evaluation stay eager (one more graph per mode would cost more compile time than a short
+    run's validation takes). Compiling takes tens of seconds to minutes on a small CPU, which a
+    run of a few epochs does not pay back: it is an option, off by default.
+    """
+    return torch.compile(backbone, dynamic=False)
 
 
 @SYSTEMS.register("classifier")
@@ -47,6 +61,8 @@ class ClassifierSystem(L.LightningModule):
         self.channels_last = bool(cfg["train"].get("channels_last"))
         if self.channels_last:
             self.net.to(memory_format=torch.channels_last)
+        # compiled for training steps only; kept out of the module tree, so checkpoints are unchanged
+        self._compiled = {"backbone": compiled(self.net.backbone)} if cfg["train"].get("compile") else {}
         self.features_cached = False       # True once the splits hold front-end features, not waveforms
         self.frontend_learned = any(p.requires_grad for p in self.net.frontend.parameters())
         self._val = []
@@ -108,6 +124,10 @@ class ClassifierSystem(L.LightningModule):
             x, target = aug(x, target, device)
         return x, target
 
+    def train_backbone(self, x: torch.Tensor) -> torch.Tensor:
+        """The backbone in a training step: the compiled one with ``train.compile``, else the module itself."""
+        return self._compiled.get("backbone", self.net.backbone)(x)
+
     def training_logits(self, embedding: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """The head's scores in training: a margin head (ArcFace) uses the targets, others ignore them."""
         head = self.net.head
@@ -117,7 +137,7 @@ class ClassifierSystem(L.LightningModule):
         wave, y, device, _ = batch
         target = F.one_hot(y, len(self.domain.classes)).float()
         x, target = self.augmented_features(wave, target, device)
-        logits = self.training_logits(self.net.backbone(x), target)
+        logits = self.training_logits(self.train_backbone(x), target)
         loss = torch.sum(-target * F.log_softmax(logits, dim=1), dim=1).mean()
         self.log("train/loss", loss, prog_bar=True, on_epoch=True, on_step=False, batch_size=len(y))
         return loss

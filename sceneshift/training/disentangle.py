@@ -216,7 +216,7 @@ class DisentangleSystem(ClassifierSystem):
 
     def training_step(self, batch, batch_idx):
         wave, y, d, _ = batch
-        z = self.net.backbone(self.input_features(wave))
+        z = self.train_backbone(self.input_features(wave))
         first, mask = self.batch_masks(len(y))
         scene_logits, device_logits = self.net.heads(z, mask)
         is_source = torch.isin(d, self.source_index.to(d.device))

@@ -78,7 +78,7 @@ class DistillSystem(ClassifierSystem):
         target = torch.cat([F.one_hot(y, n_cls).float(), soft], dim=1)
         x, target = self.augmented_features(wave, target, device)
         label_target, teacher_target = target[:, :n_cls], target[:, n_cls:]
-        logits = self.net.head(self.net.backbone(x)).float()
+        logits = self.net.head(self.train_backbone(x)).float()
         ce = torch.sum(-label_target * F.log_softmax(logits, dim=1), dim=1).mean()
         log_p = F.log_softmax(logits / self.temperature, dim=1)
         kd = F.kl_div(log_p, teacher_target, reduction="batchmean") * self.temperature ** 2

@@ -84,6 +84,7 @@ class TrainSection(_Section):
     precision: str = "32-true"               # or "bf16-mixed": Lightning's precision plugin (autocast)
     channels_last: bool = False              # convolutions in channels-last memory format (docs/performance.md)
     cache_features: bool = False             # without waveform augmentation: front end once per split (float16)
+    compile: bool = False                    # torch.compile the backbone's training step (docs/performance.md)
     # where and on how many processes (docs/distributed.md); Lightning's Trainer options of the same names
     accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = "auto"
     devices: int | Literal["auto"] | list[int] = 1   # per node: a count, -1 or "auto" (all), or GPU indices

@@ -168,7 +168,7 @@ class SemiSupervisedSystem(ClassifierSystem):
         wave, _, device, rows = batch
         target, weight = self.targets[rows.cpu()].to(wave.device), self.weights[rows.cpu()].to(wave.device)
         x, target = self.augmented_features(wave, target, device)
-        logits = self.training_logits(self.net.backbone(x), target)
+        logits = self.training_logits(self.train_backbone(x), target)
         loss = (weight * torch.sum(-target * F.log_softmax(logits, dim=1), dim=1)).mean()
         self.log("train/loss", loss, prog_bar=True, on_epoch=True, on_step=False, batch_size=len(rows))
         return loss
