@@ -65,9 +65,13 @@ def main(argv=None):
     ap.add_argument("--batches", type=int, default=12, help="timed training steps per variant")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--also", nargs="+", default=[], metavar="key=value",
-                    help="speed options to measure beside the recipe (e.g. train.compile=true)")
+                    help="speed options to measure beside the recipe (e.g. train.compile=true); "
+                         "takes every key=value after it, so give recipe overrides before --also")
     ap.add_argument("overrides", nargs="*", metavar="key=value")
     a = ap.parse_args(argv)
+    if any(o.startswith("train.precision") for o in [*a.also, *a.overrides]):
+        ap.error("train.precision: this script times fp32 steps (no Lightning precision plugin); "
+                 "use benchmarks/throughput.py for bf16")
 
     from sceneshift.data.domain import Domain
     from sceneshift.data.splits import DataSource
@@ -93,7 +97,7 @@ def main(argv=None):
             r = measure(module, module.train_dataloader(), a.batches)
             rows.append((variant + (" + " + " ".join(options) if options else ""), ", ".join(names), r))
 
-    print(f"recipe {a.recipe}, batch {cfg['train']['batch_size']}, {a.batches} timed steps, "
+    print(f"recipe {a.recipe}, batch {cfg['train']['batch_size']} (the recipe's), {a.batches} timed steps, "
           f"{a.threads} thread(s), data {cfg['data']['root']}")
     width = max(24, *(len(v) + 2 for v, _, _ in rows))
     print(f"{'waveform augmentation':<{width}}{'clips/s':>9}{'load %':>8}{'wave aug %':>11}{'step %':>8}"

@@ -36,46 +36,65 @@ worker() {   # recipe:seed ... in priority order
   done
 }
 STUDENTS="cp_resnet_kd:0 cp_resnet_kd:1 cp_resnet_kd:2"
-PLAIN="cp_resnet_dir_fms:0 cp_resnet_fms:0 cp_resnet_dir:0 cp_resnet:0 cp_resnet:1 cp_resnet:2
-  cp_resnet_dir_fms:1 cp_resnet_dir_fms:2 cp_resnet_dir:1 cp_resnet_dir:2 cp_resnet_fms:1 cp_resnet_fms:2"
-teacher() {   # write and score the teacher once its members are evaluated
-  [ -f "$OUT/teacher.yaml" ] && return 0
+PLAIN="cp_resnet_dir_fms:0 cp_resnet_fms:0 cp_resnet_dir:0 cp_resnet_dir_fms:1 cp_resnet_dir_fms:2 cp_resnet_fms:1
+  cp_resnet_fms:2 cp_resnet:0 cp_resnet:1 cp_resnet:2 cp_resnet_dir:1 cp_resnet_dir:2"
+once() {   # once MARKER_GLOB NAME CMD...: run CMD unless MARKER exists or another copy is running it; failures are reported, not fatal
+  local marker=$1 name=$2; shift 2
+  compgen -G "$marker" > /dev/null && return 0
+  mkdir "$OUT/$name.claim" 2>/dev/null || { echo "$name: running in another copy (or stale $OUT/$name.claim), skipped"; return 0; }
+  "$@" || echo "failed: $name" >&2
+  rmdir "$OUT/$name.claim"
+}
+teacher() {   # write the teacher once its members are evaluated (atomically, once), then score it
   for m in $TEACHER_MEMBERS; do [ -n "$(evaluated "$OUT/$m")" ] || return 0; done
-  mkdir "$OUT/teacher.claim" 2>/dev/null || return 0
-  printf 'ensemble:\n' > "$OUT/teacher.yaml.tmp"
-  for m in $TEACHER_MEMBERS; do printf '  - %s\n' "$m" >> "$OUT/teacher.yaml.tmp"; done
-  mv "$OUT/teacher.yaml.tmp" "$OUT/teacher.yaml"
-  sceneshift evaluate "$OUT/teacher.yaml" > "$OUT/teacher.log" 2>&1 || echo "failed: teacher (see $OUT/teacher.log)" >&2
-  rmdir "$OUT/teacher.claim"
+  if [ ! -f "$OUT/teacher.yaml" ] && mkdir "$OUT/teacher.claim" 2>/dev/null; then
+    printf 'ensemble:\n' > "$OUT/teacher.yaml.tmp"
+    for m in $TEACHER_MEMBERS; do printf '  - %s\n' "$m" >> "$OUT/teacher.yaml.tmp"; done
+    mv "$OUT/teacher.yaml.tmp" "$OUT/teacher.yaml"
+    rmdir "$OUT/teacher.claim"
+  fi
+  [ -f "$OUT/teacher.yaml" ] && once "$OUT/teacher-eval/*/report.json" teacher-eval \
+    eval 'sceneshift evaluate "$OUT/teacher.yaml" > "$OUT/teacher.log" 2>&1'
+  return 0
 }
 # Every lane takes the teacher's members first, then the students (once the teacher exists), then the rest.
 lane() { worker $PLAIN_FIRST; teacher; worker $STUDENTS $PLAIN; teacher; worker $STUDENTS; }
 PLAIN_FIRST="cp_resnet_dir_fms:0 cp_resnet_fms:0 cp_resnet_dir:0"
 for _ in $(seq "${LANES:-2}"); do lane & done; wait
+for item in $PLAIN $STUDENTS; do     # what was asked for and is not evaluated (failed, claimed elsewhere, no teacher)
+  job=${item%%:*}-s${item##*:}
+  if wanted "$job" && [ -z "$(evaluated "$OUT/$job")" ]; then
+    echo "not evaluated by this copy: $job (failed, run by another copy, or no teacher yet; see $OUT/$job.log)" >&2
+  fi
+done
 
 # Tables: every row with its evaluated seeds, then the paired comparisons of the three-seed rows.
 rows=()
 for r in cp_resnet cp_resnet_fms cp_resnet_dir cp_resnet_dir_fms cp_resnet_kd; do
   runs=$(evaluated "$OUT/$r"-s{0,1,2})
-  [ -n "$runs" ] && rows+=("$r=$runs")
+  if [ -n "$runs" ]; then rows+=("$r=$runs"); fi
 done
-[ ${#rows[@]} -gt 0 ] && python benchmarks/group_table.py "${rows[@]}" | tee "$OUT/table.md"
+if [ ${#rows[@]} -gt 0 ]; then python benchmarks/group_table.py "${rows[@]}" | tee "$OUT/table.md" || true; fi
 three() { [ "$(evaluated "$OUT/$1"-s{0,1,2} | tr -cd ,)" = ",," ]; }
 for pair in "cp_resnet cp_resnet_dir_fms" "cp_resnet cp_resnet_dir" "cp_resnet_dir cp_resnet_dir_fms" \
-            "cp_resnet_dir_fms cp_resnet_kd"; do
+            "cp_resnet_dir_fms cp_resnet_kd" "cp_resnet_fms cp_resnet_dir_fms"; do
   set -- $pair
-  three "$1" && three "$2" && python benchmarks/paired_seeds.py --a "$OUT/$1"-s{0,1,2} --b "$OUT/$2"-s{0,1,2} --names "$1" "$2"
+  if three "$1" && three "$2"; then
+    python benchmarks/paired_seeds.py --a "$OUT/$1"-s{0,1,2} --b "$OUT/$2"-s{0,1,2} --names "$1" "$2" || echo "failed: $1 vs $2" >&2
+  fi
 done
 # Seed 0: band-wise matching on top; int8 export (post-training, then 3 epochs of QAT) of the distilled run.
 for r in cp_resnet-s0 cp_resnet_dir_fms-s0 cp_resnet_kd-s0; do
   [ -n "$(evaluated "$OUT/$r")" ] || continue
-  compgen -G "$OUT/$r/eval/*bandwise*/report.json" > /dev/null || sceneshift evaluate "$OUT/$r" --adapt bandwise
+  once "$OUT/$r/eval/*bandwise*/report.json" "$r-bandwise" sceneshift evaluate "$OUT/$r" --adapt bandwise
 done
 kd="$OUT/cp_resnet_kd-s0"
 if [ -n "$(evaluated "$kd")" ]; then
+  once "$kd/model.int8.onnx" kd-int8 sceneshift export "$kd" --int8
+  once "$kd/model.qat.int8.onnx" kd-qat sceneshift export "$kd" --qat 3
   for model in int8 qat.int8; do
-    [ -f "$kd/model.$model.onnx" ] || sceneshift export "$kd" $([ $model = int8 ] && echo --int8 || echo --qat 3)
-    [ -f "$kd/model.$model-eval/urban-mobile-evaluate/report.json" ] || sceneshift evaluate "$kd/model.$model.onnx"
+    [ -f "$kd/model.$model.onnx" ] && once "$kd/model.$model-eval/*/report.json" "kd-$model-eval" \
+      sceneshift evaluate "$kd/model.$model.onnx"
   done
-  python benchmarks/inference_speed.py "$kd"
+  python benchmarks/inference_speed.py "$kd" || echo "failed: inference_speed" >&2
 fi

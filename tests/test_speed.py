@@ -1,6 +1,7 @@
 """Speed options: cached front-end features, batched loading, precision and memory format, allocator settings."""
 import json
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -114,6 +115,11 @@ def test_training_with_speed_options(tiny_benchmark, tmp_path, options):
     assert all(v.dtype == torch.float32 for v in state.values() if v.is_floating_point())   # weights stay fp32
 
 
+needs_compiler = pytest.mark.skipif(not (shutil.which("g++") or shutil.which("c++") or shutil.which("gcc")),
+                                    reason="torch.compile (inductor) needs a C++ compiler")
+
+
+@needs_compiler
 def test_compiled_backbone_trains_like_the_module():
     """train.compile: the compiled training step computes what the module does (outputs and gradients)."""
     from sceneshift.models.resnet_fsplit import resnet_fsplit
@@ -132,6 +138,7 @@ def test_compiled_backbone_trains_like_the_module():
         torch.testing.assert_close(p.grad, g, rtol=1e-3, atol=1e-5)
 
 
+@needs_compiler
 def test_training_with_compile_keeps_the_checkpoint_format(tiny_benchmark, tmp_path):
     """A compiled run saves the module's own keys: evaluation (a strict load of model.pt) scores it."""
     from sceneshift.cli import train_and_evaluate

@@ -327,6 +327,8 @@ def quantisation_aware_finetune(run_dir: str | Path, epochs: int, calibration: n
     if not lr > 0 or not math.isfinite(lr):
         raise ValueError(f"--qat: the learning rate must be a positive number, got {lr!r}")
     t.update(epochs=epochs, lr=lr, scheduler="cosine", warmup_epochs=0)
+    # eager: fake quantisation swaps layers' forward and re-measures ranges every epoch (recompiles)
+    t["compile"] = False
     _quiet_lightning()
     source = DataSource(cfg["data"], domain, log=log)
     system = SYSTEMS.build(cfg["system"], cfg["system_options"], where="system_options", cfg=cfg, domain=domain,

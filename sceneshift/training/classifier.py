@@ -9,8 +9,8 @@ Speed: when the recipe has no waveform-stage augmentation the front end is deter
 output is computed once per split and cached (``train.cache_features``); ``train.channels_last``
 runs the convolutions in channels-last memory format, ``train.precision: bf16-mixed`` under
 bf16 autocast (Lightning's precision plugin) and ``train.compile`` the backbone's training
-forward and backward as torch.compile'd (inductor) code, which fuses the normalisation, activation
-and shortcut element-wise work that dominates thin CPU networks. benchmarks/throughput.py measures each.
+forward and backward as torch.compile'd (inductor) code, which fuses the element-wise work
+(normalisation, activation, shortcuts) between the convolutions. benchmarks/throughput.py measures each.
 """
 from __future__ import annotations
 
@@ -32,7 +32,8 @@ def compiled(backbone: torch.nn.Module):
     """``torch.compile`` of a backbone for training steps (inductor, static shapes).
 
     Static shapes: a training run sees two batch shapes (full batches and the epoch's last one), so
-    two graphs are compiled once per process, each kept for every later epoch; validation and
+    two graphs are compiled per run (per stage of ``sceneshift semi``), each kept for every later
+    epoch; QAT (export/qat.py) never compiles; validation and
     evaluation stay eager (one more graph per mode would cost more compile time than a short
     run's validation takes). Compiling takes tens of seconds to minutes on a small CPU, which a
     run of a few epochs does not pay back: it is an option, off by default.
