@@ -22,3 +22,17 @@ evaluated() {
   for r in "$@"; do compgen -G "$r/eval/*/report.json" > /dev/null && out+=("$r"); done
   (IFS=,; echo "${out[*]}")
 }
+
+# claimed_train_job RUN RECIPE [OVERRIDES...]: train_job, unless another invocation holds RUN.claim (a folder
+# that exists while the job runs, so queues can be rerun or run twice at once; delete a stale one after a crash)
+claimed_train_job() {
+  mkdir "$1.claim" 2>/dev/null || return 0
+  train_job "$@" || true
+  rmdir "$1.claim"
+}
+
+# all_evaluated RUN...: true when every given run has an evaluation report
+all_evaluated() {
+  local r
+  for r in "$@"; do compgen -G "$r/eval/*/report.json" > /dev/null || return 1; done
+}

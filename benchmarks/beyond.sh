@@ -25,14 +25,12 @@ worker() {   # recipe:seed ... in priority order
   for item in "$@"; do
     r=${item%%:*}; s=${item##*:}; job=$r-s$s; extra=""
     wanted "$job" || continue
-    [ -n "$(evaluated "$OUT/$job")" ] && continue
+    all_evaluated "$OUT/$job" && continue
     if [ "$r" = cp_resnet_kd ]; then
       [ -f "$OUT/teacher.yaml" ] || continue
       extra="system_options.teacher=$OUT/teacher.yaml"
     fi
-    mkdir "$OUT/$job.claim" 2>/dev/null || continue
-    train_job "$OUT/$job" "$r" train.seed="$s" $COMMON $extra || true
-    rmdir "$OUT/$job.claim"
+    claimed_train_job "$OUT/$job" "$r" train.seed="$s" $COMMON $extra
   done
 }
 STUDENTS="cp_resnet_kd:0 cp_resnet_kd:1 cp_resnet_kd:2"
@@ -46,7 +44,7 @@ once() {   # once MARKER_GLOB NAME CMD...: run CMD unless MARKER exists or anoth
   rmdir "$OUT/$name.claim"
 }
 teacher() {   # write the teacher once its members are evaluated (atomically, once), then score it
-  for m in $TEACHER_MEMBERS; do [ -n "$(evaluated "$OUT/$m")" ] || return 0; done
+  for m in $TEACHER_MEMBERS; do all_evaluated "$OUT/$m" || return 0; done
   if [ ! -f "$OUT/teacher.yaml" ] && mkdir "$OUT/teacher.claim" 2>/dev/null; then
     printf 'ensemble:\n' > "$OUT/teacher.yaml.tmp"
     for m in $TEACHER_MEMBERS; do printf '  - %s\n' "$m" >> "$OUT/teacher.yaml.tmp"; done
@@ -63,7 +61,7 @@ PLAIN_FIRST="cp_resnet_dir_fms:0 cp_resnet_fms:0 cp_resnet_dir:0"
 for _ in $(seq "${LANES:-2}"); do lane & done; wait
 for item in $PLAIN $STUDENTS; do     # what was asked for and is not evaluated (failed, claimed elsewhere, no teacher)
   job=${item%%:*}-s${item##*:}
-  if wanted "$job" && [ -z "$(evaluated "$OUT/$job")" ]; then
+  if wanted "$job" && ! all_evaluated "$OUT/$job"; then
     echo "not evaluated by this copy: $job (failed, run by another copy, or no teacher yet; see $OUT/$job.log)" >&2
   fi
 done
@@ -75,21 +73,20 @@ for r in cp_resnet cp_resnet_fms cp_resnet_dir cp_resnet_dir_fms cp_resnet_kd; d
   if [ -n "$runs" ]; then rows+=("$r=$runs"); fi
 done
 if [ ${#rows[@]} -gt 0 ]; then python benchmarks/group_table.py "${rows[@]}" | tee "$OUT/table.md" || true; fi
-three() { [ "$(evaluated "$OUT/$1"-s{0,1,2} | tr -cd ,)" = ",," ]; }
 for pair in "cp_resnet cp_resnet_dir_fms" "cp_resnet cp_resnet_dir" "cp_resnet_dir cp_resnet_dir_fms" \
             "cp_resnet_dir_fms cp_resnet_kd" "cp_resnet_fms cp_resnet_dir_fms"; do
   set -- $pair
-  if three "$1" && three "$2"; then
+  if all_evaluated "$OUT/$1"-s{0,1,2} "$OUT/$2"-s{0,1,2}; then
     python benchmarks/paired_seeds.py --a "$OUT/$1"-s{0,1,2} --b "$OUT/$2"-s{0,1,2} --names "$1" "$2" || echo "failed: $1 vs $2" >&2
   fi
 done
 # Seed 0: band-wise matching on top; int8 export (post-training, then 3 epochs of QAT) of the distilled run.
 for r in cp_resnet-s0 cp_resnet_dir_fms-s0 cp_resnet_kd-s0; do
-  [ -n "$(evaluated "$OUT/$r")" ] || continue
+  all_evaluated "$OUT/$r" || continue
   once "$OUT/$r/eval/*bandwise*/report.json" "$r-bandwise" sceneshift evaluate "$OUT/$r" --adapt bandwise
 done
 kd="$OUT/cp_resnet_kd-s0"
-if [ -n "$(evaluated "$kd")" ]; then
+if all_evaluated "$kd"; then
   once "$kd/model.int8.onnx" kd-int8 sceneshift export "$kd" --int8
   once "$kd/model.qat.int8.onnx" kd-qat sceneshift export "$kd" --qat 3
   for model in int8 qat.int8; do

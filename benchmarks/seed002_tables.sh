@@ -29,12 +29,10 @@ worker() {
     set -- $job
     local name=$1 seed=$2; shift 2
     local run="$OUT/$name-s$seed"
-    compgen -G "$run/eval/*/report.json" > /dev/null && continue
+    all_evaluated "$run" && continue
     [ -n "${ONLY:-}" ] && [[ " $ONLY " != *" $name-s$seed "* ]] && continue
-    mkdir "$run.claim" 2>/dev/null || continue
-    train_job "$run" seed002 train.seed="$seed" train.progress=false train.threads=1 \
-        model.event_block=false "$@" || true
-    rmdir "$run.claim"
+    claimed_train_job "$run" seed002 train.seed="$seed" train.progress=false train.threads=1 \
+        model.event_block=false "$@"
   done
 }
 for _ in $(seq "${LANES:-2}"); do worker & done; wait
@@ -45,12 +43,11 @@ for name in bn in mixup0.1 mixup0.3 mixup0.5 mixup0.1-encoder mixup0.1-event res
   [ -n "$runs" ] && rows+=("$name=$runs")
 done
 [ ${#rows[@]} -gt 0 ] && python benchmarks/group_table.py "${rows[@]}" | tee "$OUT/table.md"
-three() { [ "$(evaluated "$OUT/$1"-s{0,1,2} | tr -cd ,)" = ",," ]; }
 # three-seed pairs: the key comparison (also with whole locations resampled), IN against MixupNorm, the successors
 for pair in "bn mixup0.1 BN MixupNorm" "in mixup0.1 IN MixupNorm" "bn resnorm BN ResNorm" "bn rfn BN RFN" \
             "mixup0.1 resnorm MixupNorm ResNorm"; do
   set -- $pair
-  three "$1" && three "$2" || continue
+  all_evaluated "$OUT/$1"-s{0,1,2} "$OUT/$2"-s{0,1,2} || continue
   python benchmarks/paired_seeds.py --a "$OUT/$1"-s{0,1,2} --b "$OUT/$2"-s{0,1,2} --names "$3" "$4"
   if [ "$1 $2" = "bn mixup0.1" ]; then
     python benchmarks/paired_seeds.py --a "$OUT/$1"-s{0,1,2} --b "$OUT/$2"-s{0,1,2} --names "$3" "$4" --cluster location
@@ -58,13 +55,13 @@ for pair in "bn mixup0.1 BN MixupNorm" "in mixup0.1 IN MixupNorm" "bn resnorm BN
 done
 # the three-cycle schedule (5 + 10 + 20 epochs, seed 0): does BN's lead hold when nobody stops at the last epoch?
 for variant in mixup0.1-35ep resnorm-35ep; do
-  if [ -n "$(evaluated "$OUT/$variant-s0")" ] && [ -n "$(evaluated "$OUT/bn-35ep-s0")" ]; then
+  if all_evaluated "$OUT/$variant-s0" "$OUT/bn-35ep-s0"; then
     python benchmarks/paired_seeds.py --a "$OUT/bn-35ep-s0" --b "$OUT/$variant-s0" --names "BN (35 epochs)" "$variant"
   fi
 done
 # one-seed variants of MixupNorm against it, paired on seed 0 (the bootstrap counts test recordings only)
 for variant in mixup0.1-encoder mixup0.1-event mixup0.3 mixup0.5; do
-  if [ -n "$(evaluated "$OUT/$variant-s0")" ] && [ -n "$(evaluated "$OUT/mixup0.1-s0")" ]; then
+  if all_evaluated "$OUT/$variant-s0" "$OUT/mixup0.1-s0"; then
     python benchmarks/paired_seeds.py --a "$OUT/mixup0.1-s0" --b "$OUT/$variant-s0" --names "MixupNorm (0.1)" "$variant"
   fi
 done

@@ -23,11 +23,11 @@ import time
 import torch
 import torch.nn.functional as F
 
-VARIANTS = (("fp32", False, False), ("channels_last", True, False), ("bf16", False, True),
-            ("bf16 + channels_last", True, True))
-# with --compile (train.compile: the backbone's training step compiled; inference stays eager, as in a run)
-COMPILED = (("compile", False, False), ("channels_last + compile", True, False),
-            ("bf16 + cl + compile", True, True))
+# (name, channels_last, bf16, compile); the compiled ones only with --compile (train.compile: the backbone's
+# training step compiled; inference stays eager, as in a run)
+VARIANTS = (("fp32", False, False, False), ("channels_last", True, False, False), ("bf16", False, True, False),
+            ("bf16 + channels_last", True, True, False), ("compile", False, False, True),
+            ("channels_last + compile", True, False, True), ("bf16 + cl + compile", True, True, True))
 
 
 def matmul_peak(dtype: torch.dtype, n: int = 2048, repeats: int = 5) -> float:
@@ -139,7 +139,7 @@ def main(argv=None):
           f"bf16 {peak[True] / 1e9:.0f} GFLOP/s")
     print(f"{'variant':<22}{'train clips/s':>14}{'x fp32':>8}{'of peak':>9}{'infer clips/s':>15}{'x fp32':>8}{'of peak':>9}")
     base = None
-    for name, cl, bf16, comp in [(*v, False) for v in VARIANTS] + [(*v, True) for v in COMPILED if a.compile]:
+    for name, cl, bf16, comp in [v for v in VARIANTS if a.compile or not v[3]]:
         prepare(net, cl)
         tr, warm = train_rate(net, spec_augment, wave, y, n_classes, a.steps, cl, bf16, comp)
         line = f"{name:<22}{tr:>14.1f}{tr / (base or (tr,))[0]:>8.2f}{tr * 6 * macs / peak[bf16]:>9.1%}"

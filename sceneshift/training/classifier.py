@@ -33,10 +33,10 @@ def compiled(backbone: torch.nn.Module):
 
     Static shapes: a training run sees two batch shapes (full batches and the epoch's last one), so
     two graphs are compiled per run (per stage of ``sceneshift semi``), each kept for every later
-    epoch; QAT (export/qat.py) never compiles; validation and
-    evaluation stay eager (one more graph per mode would cost more compile time than a short
-    run's validation takes). Compiling takes tens of seconds to minutes on a small CPU, which a
-    run of a few epochs does not pay back: it is an option, off by default.
+    epoch. Validation and evaluation stay eager (one more graph per mode would cost more compile
+    time than a short run's validation takes); QAT (export/qat.py) never compiles. Compiling takes
+    tens of seconds to minutes on a small CPU with a cold cache, which a run of a few epochs does
+    not pay back: it is an option, off by default.
     """
     return torch.compile(backbone, dynamic=False)
 
