@@ -1,18 +1,19 @@
 #!/usr/bin/env bash
 # docs/beyond.md: the CP-ResNet rows on urban-mobile v2, then the paired comparisons, band-wise
 # matching on top, the int8 export with and without quantisation-aware fine-tuning, inference speed.
-# 15 epochs each (cosine schedule, warm-up 2), one thread per run, LANES runs at a time (default 2).
+# EPOCHS epochs each (default 30; cosine schedule, warm-up 2), one thread per run, LANES runs at a
+# time (default 2).
 # The distillation teacher is the ensemble of the seed-0 runs with DIR + Freq-MixStyle,
 # Freq-MixStyle and DIR ($OUT/teacher.yaml, written once they are evaluated); the distilled runs
 # wait for it. A job is claimed by creating OUT/<job>.claim while it runs, so the script can be
 # rerun (evaluated runs kept, interrupted ones resumed) or run twice at once; delete a stale .claim
 # after a crash. Usage: bash benchmarks/beyond.sh [OUT=runs/beyond]
-# Environment: LANES; ONLY="cp_resnet_kd-s2 ..." runs only those jobs (the teacher's members are
-# run when a distilled job is asked for).
+# Environment: EPOCHS (30; docs/beyond.md's 15-epoch table: EPOCHS=15), LANES; ONLY="cp_resnet_kd-s2
+# ..." runs only those jobs (the teacher's members are run when a distilled job is asked for).
 set -euo pipefail
 source "$(dirname "$0")/_jobs.sh"
 OUT=${1:-runs/beyond}
-COMMON="train.progress=false train.threads=1 train.channels_last=true train.cache_features=true train.epochs=15"
+COMMON="train.progress=false train.threads=1 train.channels_last=true train.cache_features=true train.epochs=${EPOCHS:-30}"
 TEACHER_MEMBERS="cp_resnet_dir_fms-s0 cp_resnet_fms-s0 cp_resnet_dir-s0"
 mkdir -p "$OUT"
 wanted() {   # JOB: is it asked for (everything when ONLY is empty)?
