@@ -1,36 +1,47 @@
 #!/usr/bin/env bash
 # Seed 000 (Abesser et al., ICASSP 2022) on urban-mobile: train C0, C1, C2, C2M, C3, C3M, score C0
-# with band-wise statistics matching (the paper's C0[12]) and write Table 1 (docs/seed000.md).
+# with band-wise statistics matching (the paper's C0[12]) and write Table 1 (docs/seed000.md), per seed.
 #
-# Short schedule that fits a 2-core CPU (the paper: 400 epochs, batch 512, lr halved every 50):
-# 20 epochs, batch 64 (32 source + 32 target clips), Adam 1e-3 halved every 5 epochs.
-# Usage: benchmarks/seed000_table1.sh [RUNS_DIR] [extra key=value overrides...]
+# A schedule that fits a 2-core CPU (the paper: 400 epochs, batch 512, lr halved every 50): EPOCHS
+# epochs (default 60), batch 64 (32 source + 32 target clips), Adam 1e-3 halved every EPOCHS/4
+# epochs, one thread per run, channels-last and cached front-end features (no configuration
+# augments), LANES runs at a time (default 2). A resumable job queue (benchmarks/_jobs.sh): rerun
+# it after an interruption, or run two copies at once.
+# Usage: bash benchmarks/seed000_table1.sh [RUNS=runs/seed000] [extra key=value overrides...]
+# Environment: EPOCHS, SEEDS ("0"; e.g. "0 1 2"), LANES. Runs: RUNS/<config>-s<seed>; Table 1 of a
+# seed: RUNS/table1-s<seed>; linear probes: RUNS/probes-s<seed>; all seeds: RUNS/groups.md.
 set -euo pipefail
-RUNS=${1:-/tmp/runs/seed000}
+source "$(dirname "$0")/_jobs.sh"
+RUNS=${1:-runs/seed000}
 shift || true
-SCHEDULE="train.epochs=20 train.batch_size=64 train.step_epochs=5 train.threads=1 train.progress=false"
+EPOCHS=${EPOCHS:-60}
+SEEDS=${SEEDS:-0}
+CONFIGS="c3m c2m c3 c2 c1 c0"          # slowest first, so the lanes end together
+SCHEDULE="train.epochs=$EPOCHS train.batch_size=64 train.step_epochs=$(( EPOCHS / 4 )) train.threads=1
+  train.progress=false train.channels_last=true train.cache_features=true"
 mkdir -p "$RUNS"
-for c in c0 c1 c2 c2m c3 c3m; do
-  if [ -f "$RUNS/$c/model.pt" ]; then echo "$c: done already"; continue; fi
-  start=$(date +%s)
-  sceneshift train "$c" --out "$RUNS/$c" $SCHEDULE "$@"      # trains, selects on validate, evaluates
-  echo "$c: $(( $(date +%s) - start )) s" | tee -a "$RUNS/wall_times.txt"
-done
-sceneshift evaluate "$RUNS/c0" --adapt bandwise                # per-device report of C0[12]
-sceneshift table1 "$RUNS"/c0 "$RUNS"/c1 "$RUNS"/c2 "$RUNS"/c2m "$RUNS"/c3 "$RUNS"/c3m \
-  --adapt bandwise "$RUNS/c0" --out "$RUNS/table1"
-# Linear probes on each embedding half (is device information gone from the m+ half?)
-python "$(dirname "$0")/seed000_probe.py" "$RUNS"/c2m "$RUNS"/c3m "$RUNS"/c3 --out "$RUNS/probes"
-# Supplementary (SEED000_LONG=1): C3 and C3M with a 3x longer schedule, Table 1 and probes for them.
-if [ "${SEED000_LONG:-0}" = 1 ]; then
-  LONG="$RUNS-long"
-  for c in c3m c3; do
-    [ -f "$LONG/$c/model.pt" ] && continue
-    start=$(date +%s)
-    sceneshift train "$c" --out "$LONG/$c" train.epochs=60 train.batch_size=64 train.step_epochs=15 \
-      train.threads=1 train.progress=false "$@"
-    echo "$c: $(( $(date +%s) - start )) s" | tee -a "$LONG/wall_times.txt"
+lane() {
+  local s c
+  for s in $SEEDS; do
+    for c in $CONFIGS; do
+      all_evaluated "$RUNS/$c-s$s" || claimed_train_job "$RUNS/$c-s$s" "$c" train.seed="$s" $SCHEDULE "$@"
+    done
   done
-  sceneshift table1 "$LONG"/c3 "$LONG"/c3m --out "$LONG/table1"
-  python "$(dirname "$0")/seed000_probe.py" "$LONG"/c3m "$LONG"/c3 --out "$LONG/probes"
-fi
+}
+for _ in $(seq "${LANES:-2}"); do lane "$@" & done; wait
+
+rows=()
+for c in $CONFIGS; do
+  runs=$(evaluated $(for s in $SEEDS; do echo "$RUNS/$c-s$s"; done))
+  if [ -n "$runs" ]; then rows+=("${c^^}=$runs"); fi
+done
+if [ ${#rows[@]} -gt 0 ]; then python "$(dirname "$0")/group_table.py" "${rows[@]}" | tee "$RUNS/groups.md" || true; fi
+for s in $SEEDS; do
+  set -- "$RUNS"/{c0,c1,c2,c2m,c3,c3m}-s"$s"
+  if ! all_evaluated "$@"; then echo "seed $s: not every configuration is evaluated; no Table 1" >&2; continue; fi
+  [ -f "$RUNS/table1-s$s/table1.json" ] && continue
+  sceneshift evaluate "$RUNS/c0-s$s" --adapt bandwise > "$RUNS/c0-s$s.bandwise.log" 2>&1   # C0[12] per device
+  sceneshift table1 "$@" --adapt bandwise "$RUNS/c0-s$s" --out "$RUNS/table1-s$s"
+  # linear probes on each embedding half (is device information gone from the m+ half?)
+  python "$(dirname "$0")/seed000_probe.py" "$RUNS"/{c2m,c3m,c3}-s"$s" --out "$RUNS/probes-s$s"
+done
