@@ -36,3 +36,13 @@ all_evaluated() {
   local r
   for r in "$@"; do compgen -G "$r/eval/*/report.json" > /dev/null || return 1; done
 }
+
+# same_schedule OUT EPOCHS: refuse (exit 2) when OUT already holds runs of another epoch count, so a queue
+# rerun with a different EPOCHS never mixes schedules in one table; records EPOCHS in OUT/epochs otherwise
+same_schedule() {
+  if [ -f "$1/epochs" ] && [ "$(cat "$1/epochs")" != "$2" ]; then
+    echo "$1 holds $(cat "$1/epochs")-epoch runs; give another folder for EPOCHS=$2" >&2
+    exit 2
+  fi
+  echo "$2" > "$1/epochs"
+}

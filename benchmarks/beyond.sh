@@ -8,14 +8,17 @@
 # wait for it. A job is claimed by creating OUT/<job>.claim while it runs, so the script can be
 # rerun (evaluated runs kept, interrupted ones resumed) or run twice at once; delete a stale .claim
 # after a crash. Usage: bash benchmarks/beyond.sh [OUT=runs/beyond]
-# Environment: EPOCHS (30; docs/beyond.md's 15-epoch table: EPOCHS=15), LANES; ONLY="cp_resnet_kd-s2
-# ..." runs only those jobs (the teacher's members are run when a distilled job is asked for).
+# Environment: EPOCHS (30; docs/beyond.md's 15-epoch table: EPOCHS=15; an OUT keeps one EPOCHS),
+# LANES; ONLY="cp_resnet_kd-s2 ..." runs only those jobs (the teacher's members are run when a
+# distilled job is asked for).
 set -euo pipefail
 source "$(dirname "$0")/_jobs.sh"
 OUT=${1:-runs/beyond}
-COMMON="train.progress=false train.threads=1 train.channels_last=true train.cache_features=true train.epochs=${EPOCHS:-30}"
+EPOCHS=${EPOCHS:-30}
+COMMON="train.progress=false train.threads=1 train.channels_last=true train.cache_features=true train.epochs=$EPOCHS"
 TEACHER_MEMBERS="cp_resnet_dir_fms-s0 cp_resnet_fms-s0 cp_resnet_dir-s0"
 mkdir -p "$OUT"
+same_schedule "$OUT" "$EPOCHS"
 wanted() {   # JOB: is it asked for (everything when ONLY is empty)?
   [ -z "${ONLY:-}" ] && return 0
   [[ " $ONLY " == *" $1 "* ]] && return 0

@@ -5,43 +5,56 @@
 # A schedule that fits a 2-core CPU (the paper: 400 epochs, batch 512, lr halved every 50): EPOCHS
 # epochs (default 60), batch 64 (32 source + 32 target clips), Adam 1e-3 halved every EPOCHS/4
 # epochs, one thread per run, channels-last and cached front-end features (no configuration
-# augments), LANES runs at a time (default 2). A resumable job queue (benchmarks/_jobs.sh): rerun
-# it after an interruption, or run two copies at once.
+# augments), LANES runs at a time (default 2). A resumable job queue (benchmarks/_jobs.sh): rerun it
+# after an interruption (delete a stale RUNS/<run>.claim left by a crash), or run two copies at once.
 # Usage: bash benchmarks/seed000_table1.sh [RUNS=runs/seed000] [extra key=value overrides...]
-# Environment: EPOCHS, SEEDS ("0"; e.g. "0 1 2"), LANES. Runs: RUNS/<config>-s<seed>; Table 1 of a
-# seed: RUNS/table1-s<seed>; linear probes: RUNS/probes-s<seed>; all seeds: RUNS/groups.md.
+# Environment: EPOCHS (a RUNS folder keeps one), SEEDS ("0"; e.g. "0 1 2"), LANES. Runs:
+# RUNS/<config>-s<seed>; Table 1 of a seed: RUNS/table1-s<seed>; linear probes: RUNS/probes-s<seed>;
+# all seeds: RUNS/groups.md.
 set -euo pipefail
 source "$(dirname "$0")/_jobs.sh"
 RUNS=${1:-runs/seed000}
 shift || true
 EPOCHS=${EPOCHS:-60}
 SEEDS=${SEEDS:-0}
-CONFIGS="c3m c2m c3 c2 c1 c0"          # slowest first, so the lanes end together
-SCHEDULE="train.epochs=$EPOCHS train.batch_size=64 train.step_epochs=$(( EPOCHS / 4 )) train.threads=1
+STEP=$(( EPOCHS >= 4 ? EPOCHS / 4 : 1 ))
+SCHEDULE="train.epochs=$EPOCHS train.batch_size=64 train.step_epochs=$STEP train.threads=1
   train.progress=false train.channels_last=true train.cache_features=true"
 mkdir -p "$RUNS"
+same_schedule "$RUNS" "$EPOCHS"
 lane() {
   local s c
   for s in $SEEDS; do
-    for c in $CONFIGS; do
+    for c in c3m c2m c3 c2 c1 c0; do      # slowest first, so the lanes end together
       all_evaluated "$RUNS/$c-s$s" || claimed_train_job "$RUNS/$c-s$s" "$c" train.seed="$s" $SCHEDULE "$@"
     done
   done
 }
 for _ in $(seq "${LANES:-2}"); do lane "$@" & done; wait
 
+once() {   # once MARKER NAME CMD...: run CMD unless MARKER exists or another copy holds NAME's claim; failures reported
+  local marker=$1 name=$2; shift 2
+  [ -e "$marker" ] && return 0
+  mkdir "$RUNS/$name.claim" 2>/dev/null || { echo "$name: running in another copy (or stale claim), skipped"; return 0; }
+  "$@" || echo "failed: $name" >&2
+  rmdir "$RUNS/$name.claim"
+}
 rows=()
-for c in $CONFIGS; do
-  runs=$(evaluated $(for s in $SEEDS; do echo "$RUNS/$c-s$s"; done))
+for c in c0 c1 c2 c2m c3 c3m; do
+  runs=()
+  for s in $SEEDS; do runs+=("$RUNS/$c-s$s"); done
+  runs=$(evaluated "${runs[@]}")
   if [ -n "$runs" ]; then rows+=("${c^^}=$runs"); fi
 done
 if [ ${#rows[@]} -gt 0 ]; then python "$(dirname "$0")/group_table.py" "${rows[@]}" | tee "$RUNS/groups.md" || true; fi
 for s in $SEEDS; do
   set -- "$RUNS"/{c0,c1,c2,c2m,c3,c3m}-s"$s"
   if ! all_evaluated "$@"; then echo "seed $s: not every configuration is evaluated; no Table 1" >&2; continue; fi
-  [ -f "$RUNS/table1-s$s/table1.json" ] && continue
-  sceneshift evaluate "$RUNS/c0-s$s" --adapt bandwise > "$RUNS/c0-s$s.bandwise.log" 2>&1   # C0[12] per device
-  sceneshift table1 "$@" --adapt bandwise "$RUNS/c0-s$s" --out "$RUNS/table1-s$s"
+  once "$RUNS/c0-s$s/eval/urban-mobile-evaluate-bandwise/report.json" "bandwise-s$s" \
+    sceneshift evaluate "$RUNS/c0-s$s" --adapt bandwise                      # C0[12] per device
+  once "$RUNS/table1-s$s/table1.json" "table1-s$s" \
+    sceneshift table1 "$@" --adapt bandwise "$RUNS/c0-s$s" --out "$RUNS/table1-s$s"
   # linear probes on each embedding half (is device information gone from the m+ half?)
-  python "$(dirname "$0")/seed000_probe.py" "$RUNS"/{c2m,c3m,c3}-s"$s" --out "$RUNS/probes-s$s"
+  once "$RUNS/probes-s$s/probes.md" "probes-s$s" \
+    python "$(dirname "$0")/seed000_probe.py" "$RUNS"/{c2m,c3m,c3}-s"$s" --out "$RUNS/probes-s$s"
 done
