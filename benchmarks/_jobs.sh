@@ -46,3 +46,13 @@ same_schedule() {
   fi
   echo "$2" > "$1/epochs"
 }
+
+# once DIR MARKER_GLOB NAME CMD...: run CMD unless a file matches MARKER_GLOB or another invocation holds
+# DIR/NAME.claim (an analysis step done once across copies of a queue); a failure is reported, not fatal
+once() {
+  local dir=$1 marker=$2 name=$3; shift 3
+  compgen -G "$marker" > /dev/null && return 0
+  mkdir "$dir/$name.claim" 2>/dev/null || { echo "$name: running in another copy (or stale $dir/$name.claim), skipped"; return 0; }
+  "$@" || echo "failed: $name" >&2
+  rmdir "$dir/$name.claim"
+}

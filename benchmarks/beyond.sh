@@ -40,13 +40,6 @@ worker() {   # recipe:seed ... in priority order
 STUDENTS="cp_resnet_kd:0 cp_resnet_kd:1 cp_resnet_kd:2"
 PLAIN="cp_resnet_dir_fms:0 cp_resnet_fms:0 cp_resnet_dir:0 cp_resnet_dir_fms:1 cp_resnet_dir_fms:2 cp_resnet_fms:1
   cp_resnet_fms:2 cp_resnet:0 cp_resnet:1 cp_resnet:2 cp_resnet_dir:1 cp_resnet_dir:2"
-once() {   # once MARKER_GLOB NAME CMD...: run CMD unless MARKER exists or another copy is running it; failures are reported, not fatal
-  local marker=$1 name=$2; shift 2
-  compgen -G "$marker" > /dev/null && return 0
-  mkdir "$OUT/$name.claim" 2>/dev/null || { echo "$name: running in another copy (or stale $OUT/$name.claim), skipped"; return 0; }
-  "$@" || echo "failed: $name" >&2
-  rmdir "$OUT/$name.claim"
-}
 teacher() {   # write the teacher once its members are evaluated (atomically, once), then score it
   for m in $TEACHER_MEMBERS; do all_evaluated "$OUT/$m" || return 0; done
   if [ ! -f "$OUT/teacher.yaml" ] && mkdir "$OUT/teacher.claim" 2>/dev/null; then
@@ -55,7 +48,7 @@ teacher() {   # write the teacher once its members are evaluated (atomically, on
     mv "$OUT/teacher.yaml.tmp" "$OUT/teacher.yaml"
     rmdir "$OUT/teacher.claim"
   fi
-  [ -f "$OUT/teacher.yaml" ] && once "$OUT/teacher-eval/*/report.json" teacher-eval \
+  [ -f "$OUT/teacher.yaml" ] && once "$OUT" "$OUT/teacher-eval/*/report.json" teacher-eval \
     eval 'sceneshift evaluate "$OUT/teacher.yaml" > "$OUT/teacher.log" 2>&1'
   return 0
 }
@@ -87,14 +80,14 @@ done
 # Seed 0: band-wise matching on top; int8 export (post-training, then 3 epochs of QAT) of the distilled run.
 for r in cp_resnet-s0 cp_resnet_dir_fms-s0 cp_resnet_kd-s0; do
   all_evaluated "$OUT/$r" || continue
-  once "$OUT/$r/eval/*bandwise*/report.json" "$r-bandwise" sceneshift evaluate "$OUT/$r" --adapt bandwise
+  once "$OUT" "$OUT/$r/eval/*bandwise*/report.json" "$r-bandwise" sceneshift evaluate "$OUT/$r" --adapt bandwise
 done
 kd="$OUT/cp_resnet_kd-s0"
 if all_evaluated "$kd"; then
-  once "$kd/model.int8.onnx" kd-int8 sceneshift export "$kd" --int8
-  once "$kd/model.qat.int8.onnx" kd-qat sceneshift export "$kd" --qat 3
+  once "$OUT" "$kd/model.int8.onnx" kd-int8 sceneshift export "$kd" --int8
+  once "$OUT" "$kd/model.qat.int8.onnx" kd-qat sceneshift export "$kd" --qat 3
   for model in int8 qat.int8; do
-    [ -f "$kd/model.$model.onnx" ] && once "$kd/model.$model-eval/*/report.json" "kd-$model-eval" \
+    [ -f "$kd/model.$model.onnx" ] && once "$OUT" "$kd/model.$model-eval/*/report.json" "kd-$model-eval" \
       sceneshift evaluate "$kd/model.$model.onnx"
   done
   python benchmarks/inference_speed.py "$kd" || echo "failed: inference_speed" >&2

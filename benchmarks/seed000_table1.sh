@@ -32,13 +32,6 @@ lane() {
 }
 for _ in $(seq "${LANES:-2}"); do lane "$@" & done; wait
 
-once() {   # once MARKER NAME CMD...: run CMD unless MARKER exists or another copy holds NAME's claim; failures reported
-  local marker=$1 name=$2; shift 2
-  [ -e "$marker" ] && return 0
-  mkdir "$RUNS/$name.claim" 2>/dev/null || { echo "$name: running in another copy (or stale claim), skipped"; return 0; }
-  "$@" || echo "failed: $name" >&2
-  rmdir "$RUNS/$name.claim"
-}
 rows=()
 for c in c0 c1 c2 c2m c3 c3m; do
   runs=()
@@ -50,11 +43,11 @@ if [ ${#rows[@]} -gt 0 ]; then python "$(dirname "$0")/group_table.py" "${rows[@
 for s in $SEEDS; do
   set -- "$RUNS"/{c0,c1,c2,c2m,c3,c3m}-s"$s"
   if ! all_evaluated "$@"; then echo "seed $s: not every configuration is evaluated; no Table 1" >&2; continue; fi
-  once "$RUNS/c0-s$s/eval/urban-mobile-evaluate-bandwise/report.json" "bandwise-s$s" \
+  once "$RUNS" "$RUNS/c0-s$s/eval/urban-mobile-evaluate-bandwise/report.json" "bandwise-s$s" \
     sceneshift evaluate "$RUNS/c0-s$s" --adapt bandwise                      # C0[12] per device
-  once "$RUNS/table1-s$s/table1.json" "table1-s$s" \
+  once "$RUNS" "$RUNS/table1-s$s/table1.json" "table1-s$s" \
     sceneshift table1 "$@" --adapt bandwise "$RUNS/c0-s$s" --out "$RUNS/table1-s$s"
   # linear probes on each embedding half (is device information gone from the m+ half?)
-  once "$RUNS/probes-s$s/probes.md" "probes-s$s" \
+  once "$RUNS" "$RUNS/probes-s$s/probes.md" "probes-s$s" \
     python "$(dirname "$0")/seed000_probe.py" "$RUNS"/{c2m,c3m,c3}-s"$s" --out "$RUNS/probes-s$s"
 done
