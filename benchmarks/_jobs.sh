@@ -38,13 +38,14 @@ all_evaluated() {
 }
 
 # same_schedule OUT EPOCHS: refuse (exit 2) when OUT already holds runs of another epoch count, so a queue
-# rerun with a different EPOCHS never mixes schedules in one table; records EPOCHS in OUT/epochs otherwise
+# rerun with a different EPOCHS never mixes schedules in one table; records EPOCHS in OUT/epochs (once, atomically)
 same_schedule() {
-  if [ -f "$1/epochs" ] && [ "$(cat "$1/epochs")" != "$2" ]; then
+  if [ -f "$1/epochs" ]; then
+    [ "$(cat "$1/epochs")" = "$2" ] && return 0
     echo "$1 holds $(cat "$1/epochs")-epoch runs; give another folder for EPOCHS=$2" >&2
     exit 2
   fi
-  echo "$2" > "$1/epochs"
+  echo "$2" > "$1/epochs.tmp.$$" && mv "$1/epochs.tmp.$$" "$1/epochs"
 }
 
 # once DIR MARKER_GLOB NAME CMD...: run CMD unless a file matches MARKER_GLOB or another invocation holds

@@ -14,11 +14,12 @@ Usage: python benchmarks/seed000_probe.py RUN [RUN ...] --out DIR
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from sceneshift.io import atomic_write_json, atomic_write_text
 
 
 def embeddings(predictor, split: str, batch_size: int = 128):
@@ -80,7 +81,7 @@ def main():
     rows = [probe_run(r) for r in a.runs]
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "probes.json").write_text(json.dumps(rows, indent=2) + "\n")
+    atomic_write_json(out / "probes.json", rows)
     lines = ["| run | part | scene probe acc | device probe acc |", "|---|---|---|---|"]
     for r in rows:
         for part, v in r["probes"].items():
@@ -91,7 +92,7 @@ def main():
             if f"{head}_contrast_norm" in r:
                 a, b = r[f"{head}_contrast_norm"]
                 lines.append(f"| {r['config'] or Path(r['run']).name} | {head} | {a:.2f} | {b:.2f} |")
-    (out / "probes.md").write_text("\n".join(lines) + "\n")
+    atomic_write_text(out / "probes.md", "\n".join(lines) + "\n")   # last: the job queue's marker
     print("\n".join(lines))
 
 

@@ -45,7 +45,7 @@ for s in $SEEDS; do
   if ! all_evaluated "$@"; then echo "seed $s: not every configuration is evaluated; no Table 1" >&2; continue; fi
   once "$RUNS" "$RUNS/c0-s$s/eval/urban-mobile-evaluate-bandwise/report.json" "bandwise-s$s" \
     sceneshift evaluate "$RUNS/c0-s$s" --adapt bandwise                      # C0[12] per device
-  once "$RUNS" "$RUNS/table1-s$s/table1.json" "table1-s$s" \
+  once "$RUNS" "$RUNS/table1-s$s/table1.md" "table1-s$s" \
     sceneshift table1 "$@" --adapt bandwise "$RUNS/c0-s$s" --out "$RUNS/table1-s$s"
   # linear probes on each embedding half (is device information gone from the m+ half?)
   once "$RUNS" "$RUNS/probes-s$s/probes.md" "probes-s$s" \
