@@ -1,53 +1,55 @@
 #!/usr/bin/env bash
-# Reproduce the seed-003 tables of docs/seed003.md on urban-mobile (Table 2 rows, Table 3 ablation).
+# Seed 003 (Hu et al., ICASSP 2021) on urban-mobile: the tables of docs/seed003.md (Table 2 rows,
+# 3-class models, Table 3 augmentation ablation), then the ensemble and two-stage systems.
 #
-#   bash benchmarks/seed003_tables.sh            # runs into /tmp/runs/seed003 (RUNS=... to change)
+#   bash benchmarks/seed003_tables.sh [RUNS=runs/seed003]
 #
-# Trains one run at a time with one thread (train.threads=1 in the recipes); a run that already
-# has model.pt is kept, one that was interrupted is resumed. Systems (ensembles, two-stage) are
-# small YAML files beside the runs, scored by `sceneshift evaluate` like a run. The last step
-# prints the markdown tables from the report.json files.
+# Environment: EPOCHS (default 30: the 6-epoch version-1 schedule had its best validation epoch at
+# the last epoch in 8 of 9 runs; a RUNS folder keeps one EPOCHS), LANES runs at a time (default 2),
+# one thread each, channels-last (the waveform augmentations rule out cached features);
+# ONLY="resnet fcnn ..." trains only those runs (names below). A resumable job queue
+# (benchmarks/_jobs.sh): rerun it after an interruption, or run two copies at once; delete a stale
+# RUNS/<run>.claim after a crash. Systems (ensembles, two-stage) are small YAML files beside the runs,
+# scored by `sceneshift evaluate` like a run once their members are evaluated. The last step prints
+# the markdown tables and each run's best epoch (benchmarks/seed003_report.py; also RUNS/tables.md).
 set -euo pipefail
-RUNS=${RUNS:-/tmp/runs/seed003}
+source "$(dirname "$0")/_jobs.sh"
+RUNS=${1:-runs/seed003}
+EPOCHS=${EPOCHS:-30}
+COMMON="train.progress=false train.threads=1 train.channels_last=true train.epochs=$EPOCHS"
 mkdir -p "$RUNS"
+same_schedule "$RUNS" "$EPOCHS"
 
-train() {   # train NAME RECIPE [key=value ...]
-  local name=$1 recipe=$2
-  shift 2
-  if [ -f "$RUNS/$name/model.pt" ]; then
-    echo "== $name: done already"
-  elif [ -f "$RUNS/$name/config.yaml" ]; then
-    sceneshift train --resume --out "$RUNS/$name"
-  else
-    sceneshift train "$recipe" --out "$RUNS/$name" train.progress=false "$@"
-  fi
+# run:recipe, in priority order: Table 2 single models, the 3-class models of stage 1, then
+# Table 3's ablation on the ResNet (its last row, all augmentations, is `resnet`).
+JOBS="resnet:seed003_resnet fcnn:seed003_fcnn fsfcnn:seed003_fsfcnn
+  resnet_3class:seed003_resnet_3class fcnn_3class:seed003_fcnn_3class
+  abl_mc:seed003_ablation_mc abl_sa:seed003_ablation_sa abl_sa_sc:seed003_ablation_sa_sc
+  abl_sa_sc_r:seed003_ablation_sa_sc_r"
+lane() {
+  local item run
+  for item in $JOBS; do
+    run=${item%%:*}
+    if [ -n "${ONLY:-}" ] && [[ " $ONLY " != *" $run "* ]]; then continue; fi
+    all_evaluated "$RUNS/$run" || claimed_train_job "$RUNS/$run" "${item##*:}" $COMMON
+  done
 }
-
-# Table 2: single models (10 classes, all augmentations) and the 3-class models of stage 1.
-train resnet seed003_resnet
-train fcnn seed003_fcnn
-train fsfcnn seed003_fsfcnn
-train resnet_3class seed003_resnet_3class
-train fcnn_3class seed003_fcnn_3class
-# Table 3: augmentation ablation on the ResNet (its last row, all augmentations, is `resnet`).
-train abl_mc seed003_ablation_mc
-train abl_sa seed003_ablation_sa
-train abl_sa_sc seed003_ablation_sa_sc
-train abl_sa_sc_r seed003_ablation_sa_sc_r
+for _ in $(seq "${LANES:-2}"); do lane & done; wait
 
 # Systems. As in the paper the 3-class stage is the ensemble of the ResNet and the FCNN.
-cat > "$RUNS/ensemble.yaml" <<'EOF'
-ensemble: [resnet, fcnn, fsfcnn]
-EOF
-cat > "$RUNS/coarse_ensemble.yaml" <<'EOF'
-ensemble: [resnet_3class, fcnn_3class]
-EOF
+system() {   # NAME MEMBER... : write RUNS/NAME.yaml (from stdin, atomically) and score it once its members are evaluated
+  local name=$1; shift
+  cat > "$RUNS/$name.yaml.tmp" && mv "$RUNS/$name.yaml.tmp" "$RUNS/$name.yaml"
+  all_evaluated "${@/#/$RUNS/}" || return 0
+  once "$RUNS" "$RUNS/$name-eval/*/report.json" "$name-eval" sceneshift evaluate "$RUNS/$name.yaml"
+}
+printf 'ensemble: [resnet, fcnn, fsfcnn]\n' | system ensemble resnet fcnn fsfcnn
+printf 'ensemble: [resnet_3class, fcnn_3class]\n' | system coarse_ensemble resnet_3class fcnn_3class
 for fine in resnet fcnn fsfcnn ensemble.yaml; do
-  name=two_stage_${fine%.yaml}
-  printf 'two_stage:\n  fine: %s\n  coarse: coarse_ensemble.yaml\n' "$fine" > "$RUNS/$name.yaml"
-done
-for system in ensemble coarse_ensemble two_stage_resnet two_stage_fcnn two_stage_fsfcnn two_stage_ensemble; do
-  sceneshift evaluate "$RUNS/$system.yaml"
+  members=(resnet_3class fcnn_3class)
+  if [ "$fine" = ensemble.yaml ]; then members+=(resnet fcnn fsfcnn); else members+=("$fine"); fi
+  printf 'two_stage:\n  fine: %s\n  coarse: coarse_ensemble.yaml\n' "$fine" | system "two_stage_${fine%.yaml}" "${members[@]}"
 done
 
-python benchmarks/seed003_report.py "$RUNS"
+python "$(dirname "$0")/seed003_report.py" "$RUNS" > "$RUNS/tables.md.tmp" && mv "$RUNS/tables.md.tmp" "$RUNS/tables.md"
+cat "$RUNS/tables.md"
