@@ -5,8 +5,10 @@ gradient, spectrogram augmentations, backbone, head, cross-entropy, backward, Ad
 inference (waveform -> logits), for each precision / memory-format variant, and each as a
 fraction of this machine's bound: the script times a large matrix multiplication in fp32 and in
 bf16 to measure the CPU's peak, and counts the network's multiply-accumulates per clip (a training
-step is counted as 3x the forward pass). It also prints the single-clip latency on one thread
-against the goal of 1000x real time per core.
+step is counted as 3x the forward pass). From the same numbers it projects a whole `sceneshift run`
+of the recipe on the built urban-mobile (its epochs of training and validation, then evaluation)
+at the matmul peak, a floor no implementation of the network beats, and at the best measured rates.
+It also prints the single-clip latency on one thread against the goal of 1000x real time per core.
 
     python benchmarks/throughput.py --recipe baseline
     python benchmarks/throughput.py --recipe seed003_resnet --threads 2 --steps 10
@@ -101,6 +103,26 @@ def infer_rate(net, wave, steps, channels_last, bf16) -> tuple[float, float]:
     return clips_per_second(run, len(wave), steps)
 
 
+def run_floor(cfg, macs: float, peak: dict, best: dict) -> None:
+    """What a whole `sceneshift run` of the recipe on the built urban-mobile must cost: its epochs of
+    training (3x forward MACs per clip) and per-epoch validation, and the evaluation split, at the
+    measured matmul peak (no network runs faster) and at the best rates measured above."""
+    from sceneshift.paths import default_benchmark
+    summary = default_benchmark() / "summary.json"
+    if not summary.is_file():
+        print(f"(no {summary}: build urban-mobile for the projected run time)")
+        return
+    import json
+    clips = {split: v["clips"] for split, v in json.loads(summary.read_text()).items() if isinstance(v, dict)}
+    epochs = cfg["train"]["epochs"]
+    fwd = epochs * (3 * clips["train"] + clips["validate"]) + clips["evaluate"]     # forward passes' worth
+    at_peak = {bf16: 2 * macs * fwd / peak[bf16] for bf16 in (False, True)}
+    measured = epochs * (clips["train"] / best["train"] + clips["validate"] / best["infer"]) + clips["evaluate"] / best["infer"]
+    print(f"a run ({epochs} epochs of {clips['train']:,} training + {clips['validate']:,} validation clips, then "
+          f"{clips['evaluate']:,} evaluation clips): at the matmul peak {at_peak[False] / 60:.1f} min fp32, "
+          f"{at_peak[True] / 60:.1f} min bf16; at the best rates above {measured / 60:.1f} min")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--recipe", default="baseline")
@@ -138,17 +160,20 @@ def main(argv=None):
           f"clip; batch {batch}; {threads} thread(s); matmul peak fp32 {peak[False] / 1e9:.0f} GFLOP/s, "
           f"bf16 {peak[True] / 1e9:.0f} GFLOP/s")
     print(f"{'variant':<22}{'train clips/s':>14}{'x fp32':>8}{'of peak':>9}{'infer clips/s':>15}{'x fp32':>8}{'of peak':>9}")
-    base = None
+    base, best = None, {"train": 0.0, "infer": 0.0}
     for name, cl, bf16, comp in [v for v in VARIANTS if a.compile or not v[3]]:
         prepare(net, cl)
         tr, warm = train_rate(net, spec_augment, wave, y, n_classes, a.steps, cl, bf16, comp)
+        best["train"] = max(best["train"], tr)
         line = f"{name:<22}{tr:>14.1f}{tr / (base or (tr,))[0]:>8.2f}{tr * 6 * macs / peak[bf16]:>9.1%}"
         if comp:     # a run's validation and evaluation stay eager: the inference columns are the eager rows'
             print(f"{line}{'(eager)':>15}   warm-up incl. compiling {warm:.0f} s")
             continue
         inf = infer_rate(net, wave, a.steps, cl, bf16)[0]
+        best["infer"] = max(best["infer"], inf)
         base = base or (tr, inf)
         print(f"{line}{inf:>15.1f}{inf / base[1]:>8.2f}{inf * 2 * macs / peak[bf16]:>9.1%}")
+    run_floor(cfg, macs, peak, best)
     prepare(net, False)
     net.eval()
     torch.set_num_threads(1)
