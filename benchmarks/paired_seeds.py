@@ -12,6 +12,7 @@ It is ``sceneshift.evaluation.bootstrap.paired_bootstrap``, the one ``sceneshift
 
     python benchmarks/paired_seeds.py --a runs/plain-s0 runs/plain-s1 runs/plain-s2 \\
         --b runs/fast-s0 runs/fast-s1 runs/fast-s2 --split urban-mobile-evaluate
+    python benchmarks/paired_seeds.py --a runs/c0 --b runs/c0 --split-b urban-mobile-evaluate-bandwise
 """
 from __future__ import annotations
 
@@ -35,9 +36,10 @@ def accuracies(run: Path, split: str) -> dict:
 
 
 def bootstrap(runs_a, runs_b, split: str, groups: dict, n: int = 2000, seed: int = 0,
-              cluster: str = "segment") -> dict | None:
+              cluster: str = "segment", split_b: str | None = None) -> dict | None:
     """95 % percentile interval of mean(b − a) per group, resampling seed pairs and clusters of clips (paired)."""
-    preds = [read_predictions(r / "eval" / split / "predictions.csv") for r in list(runs_a) + list(runs_b)]
+    preds = [read_predictions(r / "eval" / s / "predictions.csv")
+             for runs, s in ((runs_a, split), (runs_b, split_b or split)) for r in runs]
     if any(p is None for p in preds):
         return None
     try:
@@ -55,6 +57,8 @@ def main(argv=None):
     ap.add_argument("--a", nargs="+", type=Path, required=True, help="runs of the first setting")
     ap.add_argument("--b", nargs="+", type=Path, required=True, help="runs of the second setting, same seeds")
     ap.add_argument("--split", default="urban-mobile-evaluate", help="report folder name under RUN/eval/")
+    ap.add_argument("--split-b", default=None, help="the --b runs' report folder, when it differs (e.g. "
+                    "urban-mobile-evaluate-bandwise: the same runs with band-wise matching against without)")
     ap.add_argument("--names", nargs=2, default=("a", "b"))
     ap.add_argument("--cluster", choices=("segment", "location", "clip"), default="segment",
                     help="what the bootstrap resamples: recording segments with all their device copies (default), "
@@ -62,10 +66,11 @@ def main(argv=None):
     a = ap.parse_args(argv)
     if len(a.a) != len(a.b):
         ap.error("--a and --b need the same number of runs (one per seed)")
-    ra, rb = [accuracies(r, a.split) for r in a.a], [accuracies(r, a.split) for r in a.b]
+    split_b = a.split_b or a.split
+    ra, rb = [accuracies(r, a.split) for r in a.a], [accuracies(r, split_b) for r in a.b]
     report = json.loads((a.a[0] / "eval" / a.split / "report.json").read_text())
     groups = {g: set(v["devices"]) for g, v in report["groups"].items() if "devices" in v}
-    boot = bootstrap(a.a, a.b, a.split, groups, cluster=a.cluster)
+    boot = bootstrap(a.a, a.b, a.split, groups, cluster=a.cluster, split_b=split_b)
     unit = {"segment": "recordings", "location": "locations", "clip": "clips"}[a.cluster]
     print(f"| group | {a.names[0]} (mean ± std, n={len(ra)}) | {a.names[1]} | {a.names[1]} − {a.names[0]} "
           f"(paired, 95 % t-interval) | paired bootstrap 95 % (seeds and {unit}) |\n|---|---|---|---|---|")
