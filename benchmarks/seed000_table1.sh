@@ -8,7 +8,8 @@
 # augments), LANES runs at a time (default 2). A resumable job queue (benchmarks/_jobs.sh): rerun it
 # after an interruption (delete a stale RUNS/<run>.claim left by a crash), or run two copies at once.
 # Usage: bash benchmarks/seed000_table1.sh [RUNS=runs/seed000] [extra key=value overrides...]
-# Environment: EPOCHS (a RUNS folder keeps one), SEEDS ("0"; e.g. "0 1 2"), LANES. Runs:
+# Environment: EPOCHS (a RUNS folder keeps one), SEEDS ("0"; e.g. "0 1 2"), LANES, CONFIGS (default all six,
+# e.g. CONFIGS="c3m c3" for more seeds of the rows whose difference is within noise). Runs:
 # RUNS/<config>-s<seed>; Table 1 of a seed: RUNS/table1-s<seed>; linear probes: RUNS/probes-s<seed>;
 # all seeds: RUNS/groups.md.
 set -euo pipefail
@@ -25,7 +26,7 @@ same_schedule "$RUNS" "$EPOCHS"
 lane() {
   local s c
   for s in $SEEDS; do
-    for c in c3m c2m c3 c2 c1 c0; do      # slowest first, so the lanes end together
+    for c in ${CONFIGS:-c3m c2m c3 c2 c1 c0}; do      # slowest first, so the lanes end together
       all_evaluated "$RUNS/$c-s$s" || claimed_train_job "$RUNS/$c-s$s" "$c" train.seed="$s" $SCHEDULE "$@"
     done
   done
