@@ -38,8 +38,13 @@ all_evaluated() {
 }
 
 # same_schedule OUT EPOCHS: refuse (exit 2) when OUT already holds runs of another epoch count, so a queue
-# rerun with a different EPOCHS never mixes schedules in one table; records EPOCHS in OUT/epochs (once, atomically)
+# rerun with a different EPOCHS never mixes schedules in one table (nor with runs made before OUT/epochs existed);
+# records EPOCHS in OUT/epochs (once, atomically)
 same_schedule() {
+  if [ ! -f "$1/epochs" ] && compgen -G "$1/*/config.yaml" > /dev/null; then
+    echo "$1 holds runs of an unknown schedule (no $1/epochs); give another folder" >&2
+    exit 2
+  fi
   if [ -f "$1/epochs" ]; then
     [ "$(cat "$1/epochs")" = "$2" ] && return 0
     echo "$1 holds $(cat "$1/epochs")-epoch runs; give another folder for EPOCHS=$2" >&2

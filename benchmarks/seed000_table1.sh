@@ -9,7 +9,7 @@
 # after an interruption (delete a stale RUNS/<run>.claim left by a crash), or run two copies at once.
 # Usage: bash benchmarks/seed000_table1.sh [RUNS=runs/seed000] [extra key=value overrides...]
 # Environment: EPOCHS (a RUNS folder keeps one), SEEDS ("0"; e.g. "0 1 2"), LANES, CONFIGS (default all six,
-# e.g. CONFIGS="c3m c3" for more seeds of the rows whose difference is within noise). Runs:
+# e.g. CONFIGS="c3m c3 c1 c0" for more seeds of the rows with the smallest differences). Runs:
 # RUNS/<config>-s<seed>; Table 1 of a seed: RUNS/table1-s<seed>; linear probes: RUNS/probes-s<seed>;
 # all seeds: RUNS/groups.md.
 set -euo pipefail
@@ -33,19 +33,22 @@ lane() {
 }
 for _ in $(seq "${LANES:-2}"); do lane "$@" & done; wait
 
-rows=()
+rows=()     # every seed in RUNS, not only this invocation's SEEDS
 for c in c0 c1 c2 c2m c3 c3m; do
   runs=()
-  for s in $SEEDS; do runs+=("$RUNS/$c-s$s"); done
+  for r in "$RUNS/$c"-s*/; do [ -d "$r" ] && runs+=("${r%/}"); done
   runs=$(evaluated "${runs[@]}")
   if [ -n "$runs" ]; then rows+=("${c^^}=$runs"); fi
 done
-if [ ${#rows[@]} -gt 0 ]; then python "$(dirname "$0")/group_table.py" "${rows[@]}" | tee "$RUNS/groups.md" || true; fi
+if [ ${#rows[@]} -gt 0 ]; then
+  python "$(dirname "$0")/group_table.py" "${rows[@]}" > "$RUNS/groups.md.tmp.$$" && mv "$RUNS/groups.md.tmp.$$" "$RUNS/groups.md" \
+    && cat "$RUNS/groups.md" || true
+fi
 for s in $SEEDS; do
+  all_evaluated "$RUNS/c0-s$s" && once "$RUNS" "$RUNS/c0-s$s/eval/urban-mobile-evaluate-bandwise/report.json" \
+    "bandwise-s$s" sceneshift evaluate "$RUNS/c0-s$s" --adapt bandwise      # C0[12] per device
   set -- "$RUNS"/{c0,c1,c2,c2m,c3,c3m}-s"$s"
   if ! all_evaluated "$@"; then echo "seed $s: not every configuration is evaluated; no Table 1" >&2; continue; fi
-  once "$RUNS" "$RUNS/c0-s$s/eval/urban-mobile-evaluate-bandwise/report.json" "bandwise-s$s" \
-    sceneshift evaluate "$RUNS/c0-s$s" --adapt bandwise                      # C0[12] per device
   once "$RUNS" "$RUNS/table1-s$s/table1.md" "table1-s$s" \
     sceneshift table1 "$@" --adapt bandwise "$RUNS/c0-s$s" --out "$RUNS/table1-s$s"
   # linear probes on each embedding half (is device information gone from the m+ half?)

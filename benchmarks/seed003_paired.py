@@ -9,7 +9,7 @@ systems on the same clips.
 It measures test-set sampling noise only; the spread between training seeds is not included
 (one run per row, for the compute budget), and is likely larger on short schedules.
 
-    python benchmarks/seed003_paired.py /tmp/runs/seed003
+    python benchmarks/seed003_paired.py runs/seed003
 Probabilities come from the per-run cache that system evaluation writes (RUN/eval/proba/).
 """
 from __future__ import annotations
@@ -40,7 +40,7 @@ def system(runs: Path, name: str):
 def main(argv=None):
     from sceneshift.data.splits import DataSource
     from sceneshift.evaluation.bootstrap import cluster_keys, observed_difference, paired_bootstrap
-    runs = Path((argv or sys.argv[1:] or ["/tmp/runs/seed003"])[0])
+    runs = Path((argv or sys.argv[1:] or ["runs/seed003"])[0])
     first = system(runs, "resnet")
     source = DataSource(first.cfg["data"], first.domain, log=lambda *a: None)
     data = source.split("evaluate")

@@ -4,7 +4,7 @@ Columns follow the paper's Table 2 (A, B&C, s1-s3, s4-s6, average over devices) 
 urban-mobile device groups (seen = b, c, s1-s3). Accuracies per device group are means over the
 group's devices (every device has the same number of evaluation clips).
 
-    python benchmarks/seed003_report.py /tmp/runs/seed003
+    python benchmarks/seed003_report.py runs/seed003
 """
 from __future__ import annotations
 
@@ -50,14 +50,14 @@ def table(title: str, rows, runs: Path) -> str:
 
 
 def main(argv=None):
-    runs = Path((argv or sys.argv[1:] or ["/tmp/runs/seed003"])[0])
+    runs = Path((argv or sys.argv[1:] or ["runs/seed003"])[0])
     print(table("Table 1: 3-class models (accuracy on the broad classes)", TABLE1, runs), end="\n\n")
     print(table("Table 2: single models, ensemble, two-stage", TABLE2, runs), end="\n\n")
     print(table("Table 3: augmentation ablation (ResNet)", TABLE3, runs), end="\n\n")
-    print("| run | best epoch | epochs | train seconds |\n|---|---|---|---|")
+    print("| run | best epoch (1-based) | epochs | train seconds |\n|---|---|---|---|")
     for name in sorted(p.name for p in runs.iterdir() if (p / "summary.json").is_file()):
         s = json.loads((runs / name / "summary.json").read_text())
-        print(f"| {name} | {s['best_epoch']} | {s['epochs']} | {s['train_seconds']} |")
+        print(f"| {name} | {s['best_epoch'] + 1} | {s['epochs']} | {s['train_seconds']} |")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 # Seed 003 (Hu et al., ICASSP 2021) on urban-mobile: the tables of docs/seed003.md (Table 2 rows,
 # 3-class models, Table 3 augmentation ablation), then the ensemble and two-stage systems.
 #
-#   bash benchmarks/seed003_tables.sh [RUNS=runs/seed003]
+#   bash benchmarks/seed003_tables.sh [RUNS] [key=value ...]     # RUNS: runs/seed003; overrides go to every run
 #
 # Environment: EPOCHS (default 30: the 6-epoch version-1 schedule had its best validation epoch at
 # the last epoch in 8 of 9 runs; a RUNS folder keeps one EPOCHS), LANES runs at a time (default 2),
@@ -14,7 +14,8 @@
 # the markdown tables and each run's best epoch (benchmarks/seed003_report.py; also RUNS/tables.md).
 set -euo pipefail
 source "$(dirname "$0")/_jobs.sh"
-RUNS=${1:-runs/seed003}
+RUNS=${1:-${RUNS:-runs/seed003}}
+shift || true
 EPOCHS=${EPOCHS:-30}
 COMMON="train.progress=false train.threads=1 train.channels_last=true train.epochs=$EPOCHS"
 mkdir -p "$RUNS"
@@ -31,16 +32,23 @@ lane() {
   for item in $JOBS; do
     run=${item%%:*}
     if [ -n "${ONLY:-}" ] && [[ " $ONLY " != *" $run "* ]]; then continue; fi
-    all_evaluated "$RUNS/$run" || claimed_train_job "$RUNS/$run" "${item##*:}" $COMMON
+    all_evaluated "$RUNS/$run" || claimed_train_job "$RUNS/$run" "${item##*:}" $COMMON "$@"
   done
 }
-for _ in $(seq "${LANES:-2}"); do lane & done; wait
+for _ in $(seq "${LANES:-2}"); do lane "$@" & done; wait
 
 # Systems. As in the paper the 3-class stage is the ensemble of the ResNet and the FCNN.
-system() {   # NAME MEMBER... : write RUNS/NAME.yaml (from stdin, atomically) and score it once its members are evaluated
-  local name=$1; shift
-  cat > "$RUNS/$name.yaml.tmp" && mv "$RUNS/$name.yaml.tmp" "$RUNS/$name.yaml"
-  all_evaluated "${@/#/$RUNS/}" || return 0
+system() {   # NAME MEMBER... : write RUNS/NAME.yaml (from stdin, atomically) and score it once its members are
+  # evaluated; a report older than a member's weights (a member retrained since) is scored again
+  local name=$1 m; shift
+  cat > "$RUNS/$name.yaml.tmp.$$" && mv "$RUNS/$name.yaml.tmp.$$" "$RUNS/$name.yaml"
+  all_evaluated "${@/#/"$RUNS"/}" || return 0
+  for m in "$@"; do
+    if compgen -G "$RUNS/$name-eval/*/report.json" > /dev/null && \
+       [ -n "$(find "$RUNS/$m/model.pt" 2>/dev/null -newer "$(compgen -G "$RUNS/$name-eval/*/report.json" | head -n1)")" ]; then
+      rm -rf "$RUNS/$name-eval"
+    fi
+  done
   once "$RUNS" "$RUNS/$name-eval/*/report.json" "$name-eval" sceneshift evaluate "$RUNS/$name.yaml"
 }
 printf 'ensemble: [resnet, fcnn, fsfcnn]\n' | system ensemble resnet fcnn fsfcnn
@@ -51,5 +59,5 @@ for fine in resnet fcnn fsfcnn ensemble.yaml; do
   printf 'two_stage:\n  fine: %s\n  coarse: coarse_ensemble.yaml\n' "$fine" | system "two_stage_${fine%.yaml}" "${members[@]}"
 done
 
-python "$(dirname "$0")/seed003_report.py" "$RUNS" > "$RUNS/tables.md.tmp" && mv "$RUNS/tables.md.tmp" "$RUNS/tables.md"
+python "$(dirname "$0")/seed003_report.py" "$RUNS" > "$RUNS/tables.md.tmp.$$" && mv "$RUNS/tables.md.tmp.$$" "$RUNS/tables.md"
 cat "$RUNS/tables.md"

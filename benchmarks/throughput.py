@@ -103,24 +103,29 @@ def infer_rate(net, wave, steps, channels_last, bf16) -> tuple[float, float]:
     return clips_per_second(run, len(wave), steps)
 
 
-def run_floor(cfg, macs: float, peak: dict, best: dict) -> None:
-    """What a whole `sceneshift run` of the recipe on the built urban-mobile must cost: its epochs of
-    training (3x forward MACs per clip) and per-epoch validation, and the evaluation split, at the
-    measured matmul peak (no network runs faster) and at the best rates measured above."""
+def run_floor(cfg, macs: float, peak: dict, best: dict, threads: int) -> None:
+    """What a whole `sceneshift run` of the recipe on the built urban-mobile must cost: its epochs over
+    the full training split (3x forward MACs per clip) with per-epoch validation, then the evaluation
+    split, at the measured matmul peak (no network runs faster) and at the best rates measured above,
+    both with this script's thread count."""
     from sceneshift.paths import default_benchmark
     summary = default_benchmark() / "summary.json"
     if not summary.is_file():
         print(f"(no {summary}: build urban-mobile for the projected run time)")
         return
     import json
-    clips = {split: v["clips"] for split, v in json.loads(summary.read_text()).items() if isinstance(v, dict)}
+    sizes = json.loads(summary.read_text())
+    data = cfg["data"]
+    train, val, test = (sizes[data[k]]["clips"] for k in ("train_split", "val_split", "test_split"))
     epochs = cfg["train"]["epochs"]
-    fwd = epochs * (3 * clips["train"] + clips["validate"]) + clips["evaluate"]     # forward passes' worth
+    fwd = epochs * (3 * train + val) + test                     # forward passes' worth of MACs
     at_peak = {bf16: 2 * macs * fwd / peak[bf16] for bf16 in (False, True)}
-    measured = epochs * (clips["train"] / best["train"] + clips["validate"] / best["infer"]) + clips["evaluate"] / best["infer"]
-    print(f"a run ({epochs} epochs of {clips['train']:,} training + {clips['validate']:,} validation clips, then "
-          f"{clips['evaluate']:,} evaluation clips): at the matmul peak {at_peak[False] / 60:.1f} min fp32, "
-          f"{at_peak[True] / 60:.1f} min bf16; at the best rates above {measured / 60:.1f} min")
+    measured = epochs * (train / best["train"] + val / best["infer"]) + test / best["infer"]
+    recipe_threads = cfg["train"].get("threads")             # None: every core
+    note = f" (the recipe trains with {recipe_threads})" if recipe_threads and recipe_threads != threads else ""
+    print(f"a run on urban-mobile, {threads} thread(s){note}: {epochs} epochs of the full training split ({train:,} "
+          f"clips) + validation ({val:,}), then evaluation ({test:,}): at the matmul peak {at_peak[False] / 60:.1f} min "
+          f"fp32, {at_peak[True] / 60:.1f} min bf16; at the best rates above {measured / 60:.1f} min")
 
 
 def main(argv=None):
@@ -173,7 +178,7 @@ def main(argv=None):
         best["infer"] = max(best["infer"], inf)
         base = base or (tr, inf)
         print(f"{line}{inf:>15.1f}{inf / base[1]:>8.2f}{inf * 2 * macs / peak[bf16]:>9.1%}")
-    run_floor(cfg, macs, peak, best)
+    run_floor(cfg, macs, peak, best, threads)
     prepare(net, False)
     net.eval()
     torch.set_num_threads(1)
