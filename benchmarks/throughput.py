@@ -103,7 +103,7 @@ def infer_rate(net, wave, steps, channels_last, bf16) -> tuple[float, float]:
     return clips_per_second(run, len(wave), steps)
 
 
-def run_floor(cfg, macs: float, peak: dict, best: dict, threads: int) -> None:
+def run_projection(cfg, macs: float, peak: dict, best: dict, threads: int) -> None:
     """What a whole `sceneshift run` of the recipe on the built urban-mobile costs in compute: its epochs
     over the full training split (3x forward MACs per clip) with per-epoch validation, then the
     evaluation split, at the measured matmul rate and at the best rates measured above, both with this
@@ -179,7 +179,7 @@ def main(argv=None):
         best["infer"] = max(best["infer"], inf)
         base = base or (tr, inf)
         print(f"{line}{inf:>15.1f}{inf / base[1]:>8.2f}{inf * 2 * macs / peak[bf16]:>9.1%}")
-    run_floor(cfg, macs, peak, best, threads)
+    run_projection(cfg, macs, peak, best, threads)
     prepare(net, False)
     net.eval()
     torch.set_num_threads(1)
