@@ -37,6 +37,15 @@ all_evaluated() {
   for r in "$@"; do compgen -G "$r/eval/*/report.json" > /dev/null || return 1; done
 }
 
+# atomic_output FILE CMD...: CMD's standard output becomes FILE only if CMD succeeds (a per-process temporary
+# file, then a rename), so an interrupted or concurrent step never leaves a partial FILE
+atomic_output() {
+  local file=$1 rc=0; shift
+  "$@" > "$file.tmp.$$" && mv "$file.tmp.$$" "$file" && return 0 || rc=$?
+  rm -f "$file.tmp.$$"
+  return "$rc"
+}
+
 # same_schedule OUT EPOCHS: refuse (exit 2) when OUT already holds runs of another epoch count, so a queue
 # rerun with a different EPOCHS never mixes schedules in one table (nor with runs made before OUT/epochs existed);
 # records EPOCHS in OUT/epochs (once, atomically)
@@ -50,7 +59,7 @@ same_schedule() {
     echo "$1 holds $(cat "$1/epochs")-epoch runs; give another folder for EPOCHS=$2" >&2
     exit 2
   fi
-  echo "$2" > "$1/epochs.tmp.$$" && mv "$1/epochs.tmp.$$" "$1/epochs"
+  atomic_output "$1/epochs" echo "$2"
 }
 
 # once DIR MARKER_GLOB NAME CMD...: run CMD unless a file matches MARKER_GLOB or another invocation holds

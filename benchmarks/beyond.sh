@@ -40,12 +40,11 @@ worker() {   # recipe:seed ... in priority order
 STUDENTS="cp_resnet_kd:0 cp_resnet_kd:1 cp_resnet_kd:2"
 PLAIN="cp_resnet_dir_fms:0 cp_resnet_fms:0 cp_resnet_dir:0 cp_resnet_dir_fms:1 cp_resnet_dir_fms:2 cp_resnet_fms:1
   cp_resnet_fms:2 cp_resnet:0 cp_resnet:1 cp_resnet:2 cp_resnet_dir:1 cp_resnet_dir:2"
+teacher_yaml() { printf 'ensemble:\n'; printf '  - %s\n' $TEACHER_MEMBERS; }
 teacher() {   # write the teacher once its members are evaluated (atomically, once), then score it
   for m in $TEACHER_MEMBERS; do all_evaluated "$OUT/$m" || return 0; done
   if [ ! -f "$OUT/teacher.yaml" ] && mkdir "$OUT/teacher.claim" 2>/dev/null; then
-    printf 'ensemble:\n' > "$OUT/teacher.yaml.tmp"
-    for m in $TEACHER_MEMBERS; do printf '  - %s\n' "$m" >> "$OUT/teacher.yaml.tmp"; done
-    mv "$OUT/teacher.yaml.tmp" "$OUT/teacher.yaml"
+    atomic_output "$OUT/teacher.yaml" teacher_yaml
     rmdir "$OUT/teacher.claim"
   fi
   [ -f "$OUT/teacher.yaml" ] && once "$OUT" "$OUT/teacher-eval/*/report.json" teacher-eval \

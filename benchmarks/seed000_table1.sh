@@ -41,8 +41,7 @@ for c in c0 c1 c2 c2m c3 c3m; do
   if [ -n "$runs" ]; then rows+=("${c^^}=$runs"); fi
 done
 if [ ${#rows[@]} -gt 0 ]; then
-  python "$(dirname "$0")/group_table.py" "${rows[@]}" > "$RUNS/groups.md.tmp.$$" && mv "$RUNS/groups.md.tmp.$$" "$RUNS/groups.md" \
-    && cat "$RUNS/groups.md" || true
+  atomic_output "$RUNS/groups.md" python "$(dirname "$0")/group_table.py" "${rows[@]}" && cat "$RUNS/groups.md" || true
 fi
 for s in $SEEDS; do
   all_evaluated "$RUNS/c0-s$s" && once "$RUNS" "$RUNS/c0-s$s/eval/urban-mobile-evaluate-bandwise/report.json" \

@@ -40,13 +40,14 @@ for _ in $(seq "${LANES:-2}"); do lane "$@" & done; wait
 # Systems. As in the paper the 3-class stage is the ensemble of the ResNet and the FCNN.
 system() {   # NAME MEMBER... : write RUNS/NAME.yaml (from stdin, atomically) and score it once its members are
   # evaluated; a report older than a member's weights (a member retrained since) is scored again
-  local name=$1 m; shift
-  cat > "$RUNS/$name.yaml.tmp.$$" && mv "$RUNS/$name.yaml.tmp.$$" "$RUNS/$name.yaml"
+  local name=$1 m report; shift
+  atomic_output "$RUNS/$name.yaml" cat
   all_evaluated "${@/#/"$RUNS"/}" || return 0
+  report=$(compgen -G "$RUNS/$name-eval/*/report.json" | head -n1 || true)
   for m in "$@"; do
-    if compgen -G "$RUNS/$name-eval/*/report.json" > /dev/null && \
-       [ -n "$(find "$RUNS/$m/model.pt" 2>/dev/null -newer "$(compgen -G "$RUNS/$name-eval/*/report.json" | head -n1)")" ]; then
+    if [ -n "$report" ] && [ -n "$(find "$RUNS/$m/model.pt" -newer "$report" 2>/dev/null)" ]; then
       rm -rf "$RUNS/$name-eval"
+      break
     fi
   done
   once "$RUNS" "$RUNS/$name-eval/*/report.json" "$name-eval" sceneshift evaluate "$RUNS/$name.yaml"
@@ -59,5 +60,5 @@ for fine in resnet fcnn fsfcnn ensemble.yaml; do
   printf 'two_stage:\n  fine: %s\n  coarse: coarse_ensemble.yaml\n' "$fine" | system "two_stage_${fine%.yaml}" "${members[@]}"
 done
 
-python "$(dirname "$0")/seed003_report.py" "$RUNS" > "$RUNS/tables.md.tmp.$$" && mv "$RUNS/tables.md.tmp.$$" "$RUNS/tables.md"
+atomic_output "$RUNS/tables.md" python "$(dirname "$0")/seed003_report.py" "$RUNS"
 cat "$RUNS/tables.md"
