@@ -114,3 +114,33 @@ def test_cli_evaluate_accepts_an_ensemble_file(fake_runs, tiny_benchmark, capsys
     (fake_runs / "ens2.yaml").write_text("ensemble: [fine1, coarse]\n")
     assert main(["evaluate", str(fake_runs / "ens2.yaml"), "--data", str(tiny_benchmark)]) == 2
     assert "different classes" in capsys.readouterr().err
+
+
+def test_a_seed003_two_stage_ensemble_teaches_a_student(fake_runs, tiny_benchmark, tmp_path, monkeypatch):
+    """Issue 10: the teacher of `system=distill` may be a seed 003 system file; its fused probabilities of the
+    training clips are what the student is distilled from."""
+    import json
+    from sceneshift.training import distill
+    from sceneshift.training.run import train
+    (fake_runs / "kd_ens.yaml").write_text("ensemble: [fine1, fine2]\n")
+    (fake_runs / "kd_ts.yaml").write_text("two_stage:\n  fine: kd_ens.yaml\n  coarse: [coarse]\n")
+    scored = {}
+    load = distill.load_teacher
+
+    def spy(path):
+        teacher = load(path)
+        scored["teacher"], probabilities = teacher, teacher.probabilities
+        def record(waves, *a, **k):
+            scored["waves"], scored["proba"] = np.array(waves), probabilities(waves, *a, **k)
+            return scored["proba"]
+        teacher.probabilities = record
+        return teacher
+    monkeypatch.setattr(distill, "load_teacher", spy)
+    out = train("cp_resnet", data=tiny_benchmark, out=tmp_path / "student", log=lambda *a: None,
+                overrides=["system=distill", f"system_options.teacher={fake_runs / 'kd_ts.yaml'}", "train.epochs=1",
+                           "train.progress=false", "model.width=4", "train.batch_size=32"])
+    assert json.loads((out / "summary.json").read_text())["epochs"] == 1
+    assert isinstance(scored["teacher"], TwoStagePredictor)
+    assert scored["proba"].shape == (len(scored["waves"]), 10)
+    fresh = load_system(fake_runs / "kd_ts.yaml", device="cpu").probabilities(scored["waves"])
+    assert np.allclose(scored["proba"], fresh, atol=1e-5)
