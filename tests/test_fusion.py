@@ -117,30 +117,42 @@ def test_cli_evaluate_accepts_an_ensemble_file(fake_runs, tiny_benchmark, capsys
 
 
 def test_a_seed003_two_stage_ensemble_teaches_a_student(fake_runs, tiny_benchmark, tmp_path, monkeypatch):
-    """Issue 10: the teacher of `system=distill` may be a seed 003 system file; its fused probabilities of the
-    training clips are what the student is distilled from."""
+    """Issue 10: the teacher of `system=distill` may be a seed 003 system file; the student's targets are the
+    system's fused probabilities of the training clips."""
     import json
+    from sceneshift.networks.predictor import RunPredictor
     from sceneshift.training import distill
     from sceneshift.training.run import train
     (fake_runs / "kd_ens.yaml").write_text("ensemble: [fine1, fine2]\n")
     (fake_runs / "kd_ts.yaml").write_text("two_stage:\n  fine: kd_ens.yaml\n  coarse: [coarse]\n")
-    scored = {}
-    load = distill.load_teacher
+    seen = {}
+    load, targets = distill.load_teacher, distill.DistillSystem.teacher_targets
 
-    def spy(path):
+    def spy_load(path):
         teacher = load(path)
-        scored["teacher"], probabilities = teacher, teacher.probabilities
+        seen["teacher"], probabilities = teacher, teacher.probabilities
         def record(waves, *a, **k):
-            scored["waves"], scored["proba"] = np.array(waves), probabilities(waves, *a, **k)
-            return scored["proba"]
+            seen["waves"] = np.array(waves)
+            return probabilities(waves, *a, **k)
         teacher.probabilities = record
         return teacher
-    monkeypatch.setattr(distill, "load_teacher", spy)
+
+    def spy_targets(self):
+        seen["targets"] = targets(self)
+        return seen["targets"]
+    monkeypatch.setattr(distill, "load_teacher", spy_load)
+    monkeypatch.setattr(distill.DistillSystem, "teacher_targets", spy_targets)
     out = train("cp_resnet", data=tiny_benchmark, out=tmp_path / "student", log=lambda *a: None,
                 overrides=["system=distill", f"system_options.teacher={fake_runs / 'kd_ts.yaml'}", "train.epochs=1",
                            "train.progress=false", "model.width=4", "train.batch_size=32"])
-    assert json.loads((out / "summary.json").read_text())["epochs"] == 1
-    assert isinstance(scored["teacher"], TwoStagePredictor)
-    assert scored["proba"].shape == (len(scored["waves"]), 10)
-    fresh = load_system(fake_runs / "kd_ts.yaml", device="cpu").probabilities(scored["waves"])
-    assert np.allclose(scored["proba"], fresh, atol=1e-5)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["epochs"] == 1
+    teacher, waves = seen["teacher"], seen["waves"]
+    assert isinstance(teacher, TwoStagePredictor)
+    assert len(waves) == summary["train_clips"]
+    # the fusion formula applied to the members' own, uncached outputs
+    fine1, fine2, coarse = (RunPredictor(fake_runs / n, "cpu").probabilities(waves) for n in ("fine1", "fine2", "coarse"))
+    coarse_classes = ["alert", "life", "machinery"]
+    expected = (fine1 + fine2) / 2 * coarse[:, [coarse_classes.index(teacher.parents[c]) for c in teacher.classes]]
+    expected /= expected.sum(1, keepdims=True)
+    assert np.allclose(np.exp(seen["targets"].numpy()), expected, atol=1e-5)
