@@ -10,8 +10,8 @@ does not do:
 
 * the weights of every convolution module (``nn.Conv1d``, ``nn.Conv2d``) and of every dense layer
   (``nn.Linear``) on a 2-D input (the ops ONNX exports as Conv and Gemm, the only ones quantised):
-  int8 per output channel, symmetric, [-127, 127], scale = max |w| / 127, recomputed from the current
-  weights at every step;
+  int8 per output channel, symmetric, 7-bit range [-64, 64] (the export's ``reduce_range``, see
+  ``onnx.quantize_int8``), scale = max |w| / 64, recomputed from the current weights at every step;
 * the same for the one functional Gemm of the heads: ArcFace's cosine layer
   ``F.linear(normalize(x), normalize(W))``, which the exporter turns into a Gemm whose weight is the
   constant-folded ``normalize(W)``: that normalised weight is rounded per class (row), its input (the
@@ -66,7 +66,7 @@ from ..heads.arcface import ArcFaceHead
 from ..io import atomic_torch_save
 from ..networks.predictor import load_run_config, load_weights
 
-WEIGHT_QMAX = 127              # onnxruntime: symmetric int8 weights use [-127, 127]
+WEIGHT_QMAX = 64               # onnxruntime, reduce_range: symmetric int8 weights use [-64, 64]
 ACT_QMIN, ACT_QMAX = -128, 127
 LR_FACTOR = 0.1                # default QAT learning rate: the recipe's times this
 _BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
