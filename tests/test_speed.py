@@ -106,7 +106,7 @@ def test_allocator_mode_is_checked_and_default_changes_nothing(monkeypatch):
 def test_training_with_speed_options(tiny_benchmark, tmp_path, options):
     from sceneshift.cli import train_and_evaluate
     run = train_and_evaluate("baseline", data=tiny_benchmark, out=tmp_path / "run", log=QUIET,
-                             overrides=["train.epochs=2", "train.progress=false", "train.batch_size=32", *options])
+                             overrides=["train.epochs=1", "train.progress=false", "train.batch_size=32", *options])
     report = json.loads((run / "eval" / "tiny-evaluate" / "report.json").read_text())
     assert report["overall"]["n"] == 360 and np.isfinite(report["overall"]["log_loss"])
     if "train.cache_features=true" in options:
