@@ -81,6 +81,13 @@ for r in cp_resnet-s0 cp_resnet_dir_fms-s0 cp_resnet_kd-s0; do
   all_evaluated "$OUT/$r" || continue
   once "$OUT" "$OUT/$r/eval/*bandwise*/report.json" "$r-bandwise" sceneshift evaluate "$OUT/$r" --adapt bandwise
 done
+# int8 (post-training) of the undistilled DIR + FMS seed-0 run too: the recipe's network without a teacher
+best="$OUT/cp_resnet_dir_fms-s0"
+if all_evaluated "$best"; then
+  once "$OUT" "$best/model.int8.onnx" best-int8 sceneshift export "$best" --int8
+  [ -f "$best/model.int8.onnx" ] && once "$OUT" "$best/model.int8-eval/*/report.json" best-int8-eval \
+    sceneshift evaluate "$best/model.int8.onnx"
+fi
 kd="$OUT/cp_resnet_kd-s0"
 if all_evaluated "$kd"; then
   once "$OUT" "$kd/model.int8.onnx" kd-int8 sceneshift export "$kd" --int8
