@@ -81,20 +81,20 @@ for r in cp_resnet-s0 cp_resnet_dir_fms-s0 cp_resnet_kd-s0; do
   all_evaluated "$OUT/$r" || continue
   once "$OUT" "$OUT/$r/eval/*bandwise*/report.json" "$r-bandwise" sceneshift evaluate "$OUT/$r" --adapt bandwise
 done
+# int8_scored RUN MODEL [EXPORT OPTIONS]: RUN/model.MODEL.onnx exported once, then scored once
+int8_scored() {
+  local run=$1 model=$2 name; shift 2
+  name=$(basename "$run")-$model
+  once "$OUT" "$run/model.$model.onnx" "$name" sceneshift export "$run" "$@"
+  [ -f "$run/model.$model.onnx" ] && once "$OUT" "$run/model.$model-eval/*/report.json" "$name-eval" \
+    sceneshift evaluate "$run/model.$model.onnx"
+  return 0
+}
 # int8 (post-training) of the undistilled DIR + FMS seed-0 run too: the recipe's network without a teacher
-best="$OUT/cp_resnet_dir_fms-s0"
-if all_evaluated "$best"; then
-  once "$OUT" "$best/model.int8.onnx" best-int8 sceneshift export "$best" --int8
-  [ -f "$best/model.int8.onnx" ] && once "$OUT" "$best/model.int8-eval/*/report.json" best-int8-eval \
-    sceneshift evaluate "$best/model.int8.onnx"
-fi
+all_evaluated "$OUT/cp_resnet_dir_fms-s0" && int8_scored "$OUT/cp_resnet_dir_fms-s0" int8 --int8
 kd="$OUT/cp_resnet_kd-s0"
 if all_evaluated "$kd"; then
-  once "$OUT" "$kd/model.int8.onnx" kd-int8 sceneshift export "$kd" --int8
-  once "$OUT" "$kd/model.qat.int8.onnx" kd-qat sceneshift export "$kd" --qat 3
-  for model in int8 qat.int8; do
-    [ -f "$kd/model.$model.onnx" ] && once "$OUT" "$kd/model.$model-eval/*/report.json" "kd-$model-eval" \
-      sceneshift evaluate "$kd/model.$model.onnx"
-  done
+  int8_scored "$kd" int8 --int8
+  int8_scored "$kd" qat.int8 --qat 3
   python benchmarks/inference_speed.py "$kd" || echo "failed: inference_speed" >&2
 fi

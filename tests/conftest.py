@@ -2,8 +2,8 @@
 
 Under pytest-xdist (``pytest -n 2``, the README's command) each worker is pinned to its share of the
 cores, so a training in one worker takes one core's threads instead of fighting the other worker for
-both, and the tiny benchmark and the tiny baseline run are made once for all workers (a file lock in
-the run's common temporary folder), not once per worker.
+both, and the tiny benchmark and the tiny baseline run are made once for all workers (sceneshift's own
+cache lock, in the run's common temporary folder), not once per worker.
 """
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from filelock import FileLock
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 ALL_CORES = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
@@ -31,7 +30,8 @@ def _made_once(tmp_path_factory, name: str, make):
         root = root.parent                 # the folder all workers' temporary folders share
     folder, done = root / "once" / name, root / "once" / f"{name}.done"
     folder.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(root / "once" / f"{name}.lock")):
+    from sceneshift.data.cache import build_lock
+    with build_lock(folder, log=lambda *a: None):
         if not done.exists():
             mine = os.sched_getaffinity(0) if ALL_CORES else None
             try:                           # every core: the other workers wait for it anyway
