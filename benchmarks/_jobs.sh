@@ -16,12 +16,15 @@ train_job() {
   return 1
 }
 
-# evaluated RUN...: the given runs that have an evaluation report, comma-separated
-evaluated() {
-  local r out=()
-  for r in "$@"; do compgen -G "$r/eval/*/report.json" > /dev/null && out+=("$r"); done
+# with_report FOLDER_GLOB RUN...: the given runs that have RUN/eval/FOLDER_GLOB/report.json, comma-separated
+with_report() {
+  local r glob=$1 out=(); shift
+  for r in "$@"; do compgen -G "$r/eval/$glob/report.json" > /dev/null && out+=("$r"); done
   (IFS=,; echo "${out[*]}")
 }
+# evaluated RUN...: the runs with an evaluation report; adapted RUN...: with a band-wise adapted one
+evaluated() { with_report '*' "$@"; }
+adapted() { with_report '*-bandwise' "$@"; }
 
 # claimed_train_job RUN RECIPE [OVERRIDES...]: train_job, unless another invocation holds RUN.claim (a folder
 # that exists while the job runs, so queues can be rerun or run twice at once; delete a stale one after a crash)

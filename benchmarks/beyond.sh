@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # docs/beyond.md: the CP-ResNet rows on urban-mobile v2, then the paired comparisons, band-wise
-# matching on top, the int8 export with and without quantisation-aware fine-tuning, inference speed.
+# matching on top of every run (with − without, paired), the int8 export with and without quantisation-aware fine-tuning, inference speed.
 # EPOCHS epochs each (default 30; cosine schedule, warm-up 2), one thread per run, LANES runs at a
 # time (default 2).
 # The distillation teacher is the ensemble of the seed-0 runs with DIR + Freq-MixStyle,
@@ -76,11 +76,25 @@ for pair in "cp_resnet cp_resnet_dir_fms" "cp_resnet cp_resnet_dir" "cp_resnet_d
     python benchmarks/paired_seeds.py --a "$OUT/$1"-s{0,1,2} --b "$OUT/$2"-s{0,1,2} --names "$1" "$2" || echo "failed: $1 vs $2" >&2
   fi
 done
-# Seed 0: band-wise matching on top; int8 export (post-training, then 3 epochs of QAT) of the distilled run.
-for r in cp_resnet-s0 cp_resnet_dir_fms-s0 cp_resnet_kd-s0; do
-  all_evaluated "$OUT/$r" || continue
-  once "$OUT" "$OUT/$r/eval/*bandwise*/report.json" "$r-bandwise" sceneshift evaluate "$OUT/$r" --adapt bandwise
+# Band-wise matching on top of every evaluated run; its table; with − without, paired, per three-seed row.
+rows=()
+for r in cp_resnet cp_resnet_fms cp_resnet_dir cp_resnet_dir_fms cp_resnet_kd; do
+  for s in 0 1 2; do
+    all_evaluated "$OUT/$r-s$s" || continue
+    once "$OUT" "$OUT/$r-s$s/eval/*bandwise*/report.json" "$r-s$s-bandwise" \
+      sceneshift evaluate "$OUT/$r-s$s" --adapt bandwise
+  done
+  runs=$(adapted "$OUT/$r"-s{0,1,2})
+  if [ -n "$runs" ]; then rows+=("$r + band-wise=$runs"); fi
+  if [ "$runs" = "$OUT/$r-s0,$OUT/$r-s1,$OUT/$r-s2" ]; then
+    python benchmarks/paired_seeds.py --a "$OUT/$r"-s{0,1,2} --b "$OUT/$r"-s{0,1,2} \
+      --split-b urban-mobile-evaluate-bandwise --names "$r" "$r + band-wise" || echo "failed: $r band-wise" >&2
+  fi
 done
+if [ ${#rows[@]} -gt 0 ]; then
+  python benchmarks/group_table.py --adapted "${rows[@]}" | tee "$OUT/table-bandwise.md" || true
+fi
+# int8 export (post-training, then 3 epochs of QAT) of the distilled seed-0 run.
 # int8_scored RUN MODEL [EXPORT OPTIONS]: RUN/model.MODEL.onnx exported once, then scored once
 int8_scored() {
   local run=$1 model=$2 name; shift 2
