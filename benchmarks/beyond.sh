@@ -94,6 +94,13 @@ done
 if [ ${#rows[@]} -gt 0 ]; then
   python benchmarks/group_table.py --adapted "${rows[@]}" | tee "$OUT/table-bandwise.md" || true
 fi
+# The plain seed-0 run as one int8 file per unseen device, band-wise matching to that device built in
+# (export --adapt bandwise --adapt-to its clips), scored on the device beside the PyTorch adaptation.
+if all_evaluated "$OUT/cp_resnet-s0"; then
+  once "$OUT" "$OUT/cp_resnet-s0-adapted.md" cp_resnet-s0-adapted \
+    atomic_output "$OUT/cp_resnet-s0-adapted.md" python benchmarks/adapted_export.py "$OUT/cp_resnet-s0" --int8
+  cat "$OUT/cp_resnet-s0-adapted.md" 2>/dev/null || true
+fi
 # int8 export (post-training, then 3 epochs of QAT) of the distilled seed-0 run.
 # int8_scored RUN MODEL [EXPORT OPTIONS]: RUN/model.MODEL.onnx exported once, then scored once
 int8_scored() {

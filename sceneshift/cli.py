@@ -193,7 +193,7 @@ def cmd_augment(a):
 def cmd_export(a):
     from .export.onnx import export_onnx
     r = export_onnx(a.run, out=a.out, int8=a.int8, frontend=a.frontend, calibration_clips=a.calibration_clips,
-                    data=a.data, qat=a.qat)
+                    data=a.data, qat=a.qat, adapt=a.adapt, adapt_to=a.adapt_to)
     length = "dynamic batch and length" if r["dynamic_length"] else "dynamic batch, the run's clip length"
     print(f"written {r['file']} ({r['bytes'] / 1024:.0f} kB; {r['input']} in, logits out; {length}); "
           f"fp32 ONNX vs PyTorch: largest logit difference {r['fp32_max_difference']:.1e}")
@@ -201,11 +201,20 @@ def cmd_export(a):
         print(f"QAT: {r['qat_epochs']} epoch(s), selected epoch {r['qat_selected_epoch']} on validation accuracy "
               f"(simulated int8, per epoch from 0 = untuned: "
               f"{', '.join(f'{100 * v:.1f}' for v in r['qat_val_acc'])} %); fp32 weights in {r['qat_weights']}")
+    if a.adapt:
+        ad = r["adapted"]
+        for f, reason in ad["skipped"]:
+            print(f"skipped {f}: {reason}", file=sys.stderr)
+        skipped = f", {len(ad['skipped'])} file(s) skipped" if ad["skipped"] else ""
+        print(f"adapted ({ad['method']}) to the device of the given recordings ({ad['windows']} windows{skipped}): "
+              "use this file for that device")
     if a.int8 or a.qat is not None:
-        print(f"int8 (calibrated on {r['calibration_clips']} training clips) vs fp32 on {r['compared_clips']} "
-              f"validation clips: same decision on "
+        where = ("of those recordings' windows", "others") if a.adapt else ("training clips", "validation clips")
+        print(f"int8 (calibrated on {r['calibration_clips']} {where[0]}) vs fp32 on {r['compared_clips']} "
+              f"{where[1]}: same decision on "
               f"{100 * r['int8_agreement']:.1f} %, largest logit difference {r['int8_max_logit_difference']:.2f}; "
               f"score it with `sceneshift evaluate {r['file']}`")
+    return EXIT_SKIPPED if a.adapt and r["adapted"]["skipped"] else EXIT_OK
 
 
 def cmd_list(a):
@@ -351,7 +360,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--qat", type=int, metavar="EPOCHS", help="implies --int8: quantisation-aware fine-tuning for EPOCHS "
                    "epochs first (the run's recipe and training split, selected on validation accuracy; weights "
                    "in RUN/model-qat.pt, model.pt untouched); default output RUN/model.qat.int8.onnx")
-    p.add_argument("--out", help="output file (default RUN/model.onnx or RUN/model.int8.onnx)")
+    p.add_argument("--adapt", help="with --adapt-to: fit an unsupervised adaptation (bandwise) to one device's "
+                   "recordings and build it into the file (a model for that device)")
+    p.add_argument("--adapt-to", nargs="+", metavar="PATH", help="unlabeled recordings of that device: audio files "
+                   "or folders (any length, rate, channels); also the int8 calibration clips")
+    p.add_argument("--out", help="output file (default RUN/model[.adapted][.int8].onnx)")
     _common_data(p)
     p.set_defaults(fn=cmd_export)
 

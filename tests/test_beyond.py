@@ -225,3 +225,47 @@ def test_export_refuses_a_system_file(tmp_path):
     f.write_text("ensemble: [a, b]\n")
     with pytest.raises(ValueError, match="one run folder"):
         export_onnx(f)
+
+
+def test_export_adapted_to_one_devices_recordings(tiny_benchmark, tiny_run, tmp_path):
+    """--adapt bandwise --adapt-to: the device's band statistics, fitted on its recordings, are in the file."""
+    pytest.importorskip("onnxruntime")
+    from sceneshift.adaptation.bandwise import band_statistics
+    from sceneshift.cli import main
+    from sceneshift.data.audio import load_audio
+    from sceneshift.export.onnx import export_onnx, run_split
+    from sceneshift.networks.predictor import RunPredictor, load_predictor, windows
+    recordings = tmp_path / "phone"
+    (recordings / "day1").mkdir(parents=True)
+    for f in sorted((tiny_benchmark / "audio").glob("*-s4.*"))[:6]:
+        shutil.copy(f, recordings / "day1" / f.name)
+    (recordings / "broken.wav").write_bytes(b"not audio")
+    (recordings / ".hidden.wav").write_bytes(b"never read")
+    r = export_onnx(tiny_run, out=tmp_path / "s4.onnx", frontend="excluded", adapt="bandwise",
+                    adapt_to=[recordings], log=lambda *a: None)
+    assert [f for f, _ in r["adapted"]["skipped"]] == [str(recordings / "broken.wav")]
+    # the reference: x' = (x - mean_T) / std_T * std_S + mean_S per band, then the run's network
+    run = RunPredictor(tiny_run)
+    net = run.net
+    target = np.concatenate([windows(load_audio(f, run.sample_rate), run.n_samples)
+                             for f in sorted((recordings / "day1").iterdir())])
+    assert r["adapted"]["windows"] == len(target)
+    train = run_split(run, tiny_benchmark, log=lambda *a: None)
+    sm, ss = band_statistics(net.frontend, train.waves, train.rows(device="a"))
+    tm, ts = band_statistics(net.frontend, target)
+    with torch.no_grad():
+        x = net.frontend(torch.from_numpy(target))
+        as_source = (x - torch.from_numpy(tm)[..., None].float()) / torch.from_numpy(ts)[..., None].float() \
+            * torch.from_numpy(ss)[..., None].float() + torch.from_numpy(sm)[..., None].float()
+        want, plain = net.head(net.backbone(as_source)).numpy(), net.head(net.backbone(x)).numpy()
+    model = load_predictor(tmp_path / "s4.onnx")
+    got = model.session.run(None, {model.input_name: x.numpy()})[0]
+    assert np.abs(got - want).max() <= 1e-4 and np.abs(got - plain).max() > 1e-3
+    # int8 through the command: calibrated on the device's windows, compared on the others; exit 1 for the skip
+    assert main(["export", str(tiny_run), "--int8", "--adapt", "bandwise", "--adapt-to", str(recordings),
+                 "--out", str(tmp_path / "s4.int8.onnx")]) == 1
+    assert load_predictor(tmp_path / "s4.int8.onnx").precision == "int8"
+    with pytest.raises(ValueError, match="go together"):
+        export_onnx(tiny_run, adapt="bandwise")
+    with pytest.raises(ValueError, match="no readable recording"):
+        export_onnx(tiny_run, out=tmp_path / "x.onnx", adapt="bandwise", adapt_to=[recordings / "broken.wav"])

@@ -15,6 +15,7 @@ run's training devices come from the run's domain, never from a device name writ
 from __future__ import annotations
 
 from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
 
@@ -45,6 +46,18 @@ def devices_to_adapt(domain, split_devices, which: str = "untrained") -> list[st
     raise ValueError(f"--adapt-devices: expected 'untrained' or 'all', got {which!r}")
 
 
+def method_and_source(name: str, domain, source_data):
+    """The registered adaptation ``name`` and the source statistics' clips: ``(waves, rows)`` of the
+    run's training split recorded by its source device."""
+    fit = ADAPTATIONS.get(name, where="--adapt")
+    if domain.source is None:
+        raise ValueError(f"--adapt {name}: the run's dataset names no source device to match against")
+    src_rows = source_data.rows(device=domain.source)
+    if not len(src_rows):
+        raise ValueError(f"the run's training split has no clip of the source device {domain.source}")
+    return fit, (source_data.waves, src_rows)
+
+
 def fit_adapters(name: str, net, domain, source_data, split_data, which: str = "untrained",
                  batch_size: int = 128, device="cpu", log=print) -> dict:
     """``{device: adapter}`` for the devices of ``split_data`` chosen by ``which``.
@@ -52,18 +65,13 @@ def fit_adapters(name: str, net, domain, source_data, split_data, which: str = "
     ``source_data`` is the run's training split: its clips of ``domain.source`` give the source
     statistics.
     """
-    fit = ADAPTATIONS.get(name, where="--adapt")
     if not hasattr(net, "adapt"):
         raise ValueError("--adapt: adaptation is fitted to one network's front end; give a run folder, "
                          "not an ensemble or two-stage system file")
-    if domain.source is None:
-        raise ValueError(f"--adapt {name}: the run's dataset names no source device to match against")
-    src_rows = source_data.rows(device=domain.source)
-    if not len(src_rows):
-        raise ValueError(f"the run's training split has no clip of the source device {domain.source}")
+    fit, source = method_and_source(name, domain, source_data)
     split_devices = np.array([c.device for c in split_data.clips])
     targets = devices_to_adapt(domain, split_devices.tolist(), which)
-    adapters = fit(frontend=net.frontend, source=(source_data.waves, src_rows),
+    adapters = fit(frontend=net.frontend, source=source,
                    targets={d: (split_data.waves, np.flatnonzero(split_devices == d)) for d in targets},
                    batch_size=batch_size, device=device) if targets else {}
     log(f"{name}: source {domain.source} <- {', '.join(adapters) or 'no device'} "
@@ -84,3 +92,50 @@ def per_device(net, split_data, rows, adapters: dict, fn) -> np.ndarray:
             out = np.zeros((len(rows),) + res.shape[1:], dtype=res.dtype)
         out[pos] = res
     return out
+
+
+def recording_files(paths) -> list[Path]:
+    """Audio files given as files or folders (searched recursively; hidden entries left out), in order."""
+    from ..data.datasets.folders import AUDIO_SUFFIXES
+    out = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in AUDIO_SUFFIXES
+                          and not any(part.startswith(".") for part in f.relative_to(p).parts))
+        else:
+            out.append(p)
+    return out
+
+
+def fit_to_recordings(name: str, net, domain, source_data, paths, sample_rate: int, n_samples: int,
+                      batch_size: int = 128, device="cpu", log=print):
+    """One adapter for a device known only by unlabeled recordings of it (files or folders; any length,
+    rate or channel count), fitted against the run's source-device training clips.
+
+    Why: ``--adapt`` at evaluation fits on the benchmark's clips of each device; a user deploying to a
+    new phone has a folder of its recordings instead, and wants the adapted model as one file
+    (``sceneshift export RUN --adapt bandwise --adapt-to DIR``). Each recording is cut into the run's
+    clip-length windows. Returns ``(adapter, windows, skipped)``; ``skipped`` lists ``(file, reason)``
+    for unreadable, empty or silent files, and no readable recording at all is an error.
+    """
+    from ..data.audio import AudioError, load_audio
+    from ..networks.predictor import windows
+    files = recording_files(paths)
+    waves, skipped = [], []
+    for f in files:
+        try:
+            waves.append(windows(load_audio(f, sample_rate), n_samples))
+        except AudioError as e:
+            skipped.append((str(f), e.reason))
+    if not waves:
+        given = ", ".join(map(str, paths))
+        raise ValueError(f"--adapt-to {given}: no readable recording to fit {name} on"
+                         + (f" ({len(skipped)} skipped, e.g. {skipped[0][0]}: {skipped[0][1]})" if skipped
+                            else " (no audio file found)"))
+    target = np.concatenate(waves).astype(np.float32)
+    fit, source = method_and_source(name, domain, source_data)
+    adapter = fit(frontend=net.frontend, source=source, targets={"target": (target, None)},
+                  batch_size=batch_size, device=device)["target"]
+    log(f"{name}: source {domain.source} <- {len(files) - len(skipped)} recording(s) ({len(target)} windows)"
+        + (f"; {len(skipped)} skipped" if skipped else ""))
+    return adapter, target, skipped

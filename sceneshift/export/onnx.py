@@ -10,6 +10,14 @@ the traced length (the Kaggle CNN's adaptive pooling to 12 frames): every export
 against PyTorch at three lengths, and a network that disagrees is exported for the run's clip
 length only (``predict`` cuts recordings into windows of that length anyway), with a note.
 
+``--adapt bandwise --adapt-to PATH...``: a model for one device that the run never trained on,
+from unlabeled recordings of it (files or folders, cut into the run's clip-length windows): the
+band-wise statistics matching of ``sceneshift evaluate --adapt bandwise`` is fitted on them against
+the run's source-device training clips and exported as part of the graph (between front end and
+backbone; a per-band scale and shift), so the deployed file needs no statistics beside it. With
+``--int8`` its activation ranges are calibrated on half of those windows (the adapted features are
+what the int8 layers see) and the decisions compared with fp32 on the other half.
+
 The run's recipe and domain are written into the file's metadata, so ``sceneshift predict`` and
 ``sceneshift evaluate`` take the ``.onnx`` file where they take a run folder.
 
@@ -61,13 +69,15 @@ QUANTISED_OPS = ("Conv", "Gemm")      # the node types quantize_int8 quantises
 
 
 class _Features(nn.Module):
-    """Backbone + head of a classifier: log-mel in, logits out."""
+    """(Adaptation +) backbone + head of a classifier: log-mel in, logits out."""
 
     def __init__(self, net):
         super().__init__()
-        self.backbone, self.head = net.backbone, net.head
+        self.adapt, self.backbone, self.head = net.adapt, net.backbone, net.head
 
     def forward(self, x):
+        if self.adapt is not None:
+            x = self.adapt(x)
         return self.head(self.backbone(x))
 
 
@@ -99,7 +109,10 @@ def _largest_difference(path: Path, module: nn.Module, inputs: list[torch.Tensor
 
 
 def _to_onnx(module: nn.Module, example: torch.Tensor, path: Path, dynamic_length: bool, opset: int):
+    import logging
     import warnings
+    # the exporter logs a warning per torchvision operator it cannot register (torchvision is not a dependency)
+    logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
     batch = torch.export.Dim("batch", min=1, max=65536)
     shapes = {0: batch}
     if dynamic_length:
@@ -122,22 +135,39 @@ def _set_metadata(path: Path, meta: dict):
     onnx.save(model, str(path))
 
 
-def calibration_waves(run: RunPredictor, clips: int, data: str | Path | None, split_key: str = "train_split",
-                      log=print) -> np.ndarray:
-    """``clips`` clips of the run's training (or validation) split, spread evenly over it (devices included)."""
+def run_split(run: RunPredictor, data: str | Path | None, split_key: str = "train_split", log=print):
+    """The run's training (or validation) split, from ``data`` when given (else the run's dataset)."""
     cfg = dict(run.cfg["data"])
     if data:
         cfg["root"] = str(Path(data).resolve())
-    split = DataSource(cfg, run.domain, log=log).split(cfg[split_key])
-    rows = np.linspace(0, len(split.clips) - 1, min(clips, len(split.clips))).round().astype(int)
-    return np.asarray(split.waves[np.unique(rows)], dtype=np.float32)
+    return DataSource(cfg, run.domain, log=log).split(cfg[split_key])
+
+
+def spread(waves: np.ndarray, clips: int) -> np.ndarray:
+    """``clips`` rows of ``waves`` spread evenly over it, as float32."""
+    rows = np.linspace(0, len(waves) - 1, min(clips, len(waves))).round().astype(int)
+    return np.asarray(waves[np.unique(rows)], dtype=np.float32)
+
+
+def calibration_waves(run: RunPredictor, clips: int, data: str | Path | None, split_key: str = "train_split",
+                      log=print) -> np.ndarray:
+    """``clips`` clips of the run's training (or validation) split, spread evenly over it (devices included)."""
+    return spread(run_split(run, data, split_key, log).waves, clips)
 
 
 def export_onnx(run_dir: str | Path, out: str | Path | None = None, int8: bool = False, frontend: str = "included",
                 calibration_clips: int = 256, data: str | Path | None = None, opset: int = 18, log=print,
-                qat: int | None = None, qat_lr: float | None = None) -> dict:
+                qat: int | None = None, qat_lr: float | None = None, adapt: str | None = None,
+                adapt_to: list | None = None) -> dict:
     """Write ``out`` (default ``RUN/model.onnx``, ``model.int8.onnx`` or with ``qat`` epochs of quantisation-aware
-    fine-tuning ``model.qat.int8.onnx``); return what was written and measured."""
+    fine-tuning ``model.qat.int8.onnx``); return what was written and measured.
+
+    ``adapt`` (e.g. ``"bandwise"``) with ``adapt_to`` (recordings of one device: files or folders) puts
+    that device's adaptation, fitted on those recordings, into the file: a model for that device
+    (default name ``model.adapted.onnx`` / ``model.adapted.int8.onnx``)."""
+    if bool(adapt) != bool(adapt_to):
+        raise ValueError("--adapt and --adapt-to go together: the adaptation method and the recordings of the "
+                         "device to adapt to (files or folders)")
     if qat is not None:
         from .qat import check_epochs
         qat, int8 = check_epochs(qat), True
@@ -154,14 +184,23 @@ def export_onnx(run_dir: str | Path, out: str | Path | None = None, int8: bool =
     if frontend == "excluded" and any(True for _ in net.frontend.parameters()):
         raise ValueError(f"{run_dir}: --frontend excluded needs a fixed front end; this run's front end is learned "
                          "(its weights would be lost): export it with --frontend included")
-    module = net if frontend == "included" else _Features(net)
     n = run.n_samples
-    result, waves = {}, calibration_waves(run, calibration_clips, data, log=log) if int8 else None
+    result, waves = {}, calibration_waves(run, calibration_clips, data, log=log) if int8 and (qat or not adapt) else None
     if qat:
         from .qat import quantisation_aware_finetune
         tuned = quantisation_aware_finetune(run_dir, qat, waves, data=data, lr=qat_lr, log=log)
         net.load_state_dict(load_weights(tuned["qat_weights"]))
         result.update(tuned)
+    held_out = None
+    if adapt:      # after QAT, which may tune a learned front end the statistics are measured through
+        from ..adaptation import fit_to_recordings
+        net.adapt, target, skipped = fit_to_recordings(
+            adapt, net, run.domain, run_split(run, data, log=log), adapt_to, run.sample_rate, n, log=log)
+        result.update(adapted={"method": adapt, "windows": len(target), "skipped": skipped})
+        if int8:   # ranges of the device's adapted features: calibrate on its windows, compare on the others
+            waves, held_out = (target, target) if len(target) < 2 else (target[0::2], target[1::2])
+            waves, held_out = spread(waves, calibration_clips), spread(held_out, calibration_clips)
+    module = net if frontend == "included" else _Features(net)
 
     def make_input(length: int, batch: int = 2) -> torch.Tensor:
         wave = 0.1 * torch.randn(batch, length, generator=torch.Generator().manual_seed(length))
@@ -170,7 +209,8 @@ def export_onnx(run_dir: str | Path, out: str | Path | None = None, int8: bool =
         with torch.inference_mode():
             return net.frontend(wave)
 
-    out = Path(out) if out else run_dir / ("model.qat.int8.onnx" if qat else "model.int8.onnx" if int8 else "model.onnx")
+    stem = "model.adapted" if adapt else "model"
+    out = Path(out) if out else run_dir / (f"{stem}.qat.int8.onnx" if qat else f"{stem}.int8.onnx" if int8 else f"{stem}.onnx")
     out.parent.mkdir(parents=True, exist_ok=True)
     result.update({"file": str(out), "input": "waveform" if frontend == "included" else "features"})
     with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
@@ -212,13 +252,17 @@ def export_onnx(run_dir: str | Path, out: str | Path | None = None, int8: bool =
                 if result["qat_simulated_but_float"]:
                     log(f"warning: QAT simulated int8 rounding in layer(s) the file leaves float: "
                         f"{', '.join(result['qat_simulated_but_float'])}")
-            held_out = calibration_waves(run, calibration_clips, data, "val_split", log=log)   # not calibrated on
+            if held_out is None:                 # validation clips: not calibrated on
+                held_out = calibration_waves(run, calibration_clips, data, "val_split", log=log)
             result.update(compare_int8(fp32, final, [x.numpy() for x in _inputs_of(net, held_out, frontend)]),
                           calibration_clips=len(waves), compared_clips=len(held_out))
         meta = {"recipe": str(run.cfg.get("name")), "config": json.dumps(run.cfg), "domain": json.dumps(run.domain.to_json()),
                 "input": result["input"], "precision": "int8" if int8 else "fp32",
                 "fixed_length": "true" if fixed else "false", "sample_rate": str(run.sample_rate),
                 "clip_samples": str(n), "sceneshift_version": _sceneshift_version()}
+        if adapt:
+            meta["adapted"] = json.dumps({"method": adapt, "windows": len(target),
+                                          "recordings": [str(p) for p in adapt_to][:20]})
         if qat:
             meta["qat"] = json.dumps({k: v for k, v in result.items() if k.startswith("qat_") and k != "qat_weights"})
         _set_metadata(final, meta)
