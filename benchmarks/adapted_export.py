@@ -3,10 +3,11 @@
 For every DEVICE: ``sceneshift export RUN --adapt bandwise --adapt-to <the device's clips of SPLIT>``
 (``--int8`` too with --int8), then that file scored on those clips, beside the run itself (PyTorch)
 without and with the same adaptation fitted on the same clips (what ``sceneshift evaluate RUN
---adapt bandwise`` does). The labels are only read to score. The fp32 file must agree with the
-PyTorch adaptation (the recordings are read from their files, the adaptation's windows are the run's
-clip length, so small differences come from windowing, not from the export); the int8 file shows
-what quantisation costs on the adapted features.
+--adapt bandwise`` does). The labels are only read to score. The fp32 file should agree with the
+PyTorch adaptation: the export re-reads the recordings from their files at full precision where
+the evaluation reads the waveform cache, which is all that differs. The int8 file shows what
+quantisation costs on the adapted features; it is calibrated on half of the device's clips that
+it is then scored on (transductive, like the adaptation itself).
 
     python benchmarks/adapted_export.py RUN [--devices s4 s5 s6] [--int8] [--split evaluate] [--data DIR]
 """
@@ -36,7 +37,7 @@ def main():
     args = ap.parse_args()
     quiet = lambda *a: None  # noqa: E731
     run = RunPredictor(args.run, "cpu")
-    source, split = open_split(run.cfg, run.domain, args.split, args.data, log=quiet)
+    dataset, split = open_split(run.cfg, run.domain, args.split, args.data, log=quiet)
     devices = np.array([c.device for c in split.clips])
     which = args.devices or run.domain.untrained_devices(sorted(set(devices.tolist())))
     fit, source_clips = method_and_source("bandwise", run.domain, run_split(run, args.data, log=quiet))
@@ -52,7 +53,7 @@ def main():
             if not len(rows):
                 raise SystemExit(f"adapted_export.py: no labelled clip of device {d!r} in split {args.split!r}")
             y = split.labels[rows]
-            files = [Path(source.adapter.root) / split.clips[i].filename for i in clips]
+            files = [Path(dataset.adapter.root) / split.clips[i].filename for i in clips]
             adapter = fit(frontend=run.net.frontend, source=source_clips, targets={d: (split.waves, clips)})[d]
             proba = {"plain": run.probabilities(split.waves, rows=rows)}
             with adapted(run.net, adapter):

@@ -209,7 +209,8 @@ def cmd_export(a):
         print(f"adapted ({ad['method']}) to the device of the given recordings ({ad['windows']} windows{skipped}): "
               "use this file for that device")
     if a.int8 or a.qat is not None:
-        where = ("of those recordings' windows", "others") if a.adapt else ("training clips", "validation clips")
+        where = (("training clips", "validation clips") if not a.adapt else ("windows of one recording", "the same")
+                 if r["compared_on_calibration"] else ("windows of half the recordings", "windows of the others"))
         print(f"int8 (calibrated on {r['calibration_clips']} {where[0]}) vs fp32 on {r['compared_clips']} "
               f"{where[1]}: same decision on "
               f"{100 * r['int8_agreement']:.1f} %, largest logit difference {r['int8_max_logit_difference']:.2f}; "

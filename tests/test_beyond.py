@@ -241,31 +241,43 @@ def test_export_adapted_to_one_devices_recordings(tiny_benchmark, tiny_run, tmp_
         shutil.copy(f, recordings / "day1" / f.name)
     (recordings / "broken.wav").write_bytes(b"not audio")
     (recordings / ".hidden.wav").write_bytes(b"never read")
-    r = export_onnx(tiny_run, out=tmp_path / "s4.onnx", frontend="excluded", adapt="bandwise",
-                    adapt_to=[recordings], log=lambda *a: None)
-    assert [f for f, _ in r["adapted"]["skipped"]] == [str(recordings / "broken.wav")]
     # the reference: x' = (x - mean_T) / std_T * std_S + mean_S per band, then the run's network
     run = RunPredictor(tiny_run)
     net = run.net
     target = np.concatenate([windows(load_audio(f, run.sample_rate), run.n_samples)
                              for f in sorted((recordings / "day1").iterdir())])
-    assert r["adapted"]["windows"] == len(target)
     train = run_split(run, tiny_benchmark, log=lambda *a: None)
     sm, ss = band_statistics(net.frontend, train.waves, train.rows(device="a"))
     tm, ts = band_statistics(net.frontend, target)
     with torch.no_grad():
         x = net.frontend(torch.from_numpy(target))
-        as_source = (x - torch.from_numpy(tm)[..., None].float()) / torch.from_numpy(ts)[..., None].float() \
-            * torch.from_numpy(ss)[..., None].float() + torch.from_numpy(sm)[..., None].float()
-        want, plain = net.head(net.backbone(as_source)).numpy(), net.head(net.backbone(x)).numpy()
-    model = load_predictor(tmp_path / "s4.onnx")
-    got = model.session.run(None, {model.input_name: x.numpy()})[0]
-    assert np.abs(got - want).max() <= 1e-4 and np.abs(got - plain).max() > 1e-3
-    # int8 through the command: calibrated on the device's windows, compared on the others; exit 1 for the skip
+        band = [torch.from_numpy(v)[..., None].float() for v in (sm, ss, tm, ts)]
+        want = net.head(net.backbone((x - band[2]) / band[3] * band[1] + band[0])).numpy()
+        plain = net.head(net.backbone(x)).numpy()
+    for frontend in ("included", "excluded"):
+        out = tmp_path / f"s4-{frontend}.onnx"
+        r = export_onnx(tiny_run, out=out, frontend=frontend, adapt="bandwise", adapt_to=[recordings],
+                        log=lambda *a: None)
+        assert [f for f, _ in r["adapted"]["skipped"]] == [str(recordings / "broken.wav")]
+        assert r["adapted"]["windows"] == len(target) and r["adapted"]["recordings"] == 6
+        model = load_predictor(out)
+        got = model.logits(target) if frontend == "included" else model.session.run(None, {model.input_name: x.numpy()})[0]
+        assert np.abs(got - want).max() <= 1e-4 and np.abs(got - plain).max() > 1e-3
+        assert model.adapted["method"] == "bandwise" and model.adapted["source_device"] == "a"
+    # int8 through the command: calibrated on 3 recordings' windows, compared on the other 3's; exit 1 for the skip
     assert main(["export", str(tiny_run), "--int8", "--adapt", "bandwise", "--adapt-to", str(recordings),
                  "--out", str(tmp_path / "s4.int8.onnx")]) == 1
     assert load_predictor(tmp_path / "s4.int8.onnx").precision == "int8"
+    q = export_onnx(tiny_run, out=tmp_path / "q.onnx", int8=True, adapt="bandwise", adapt_to=[recordings / "day1"],
+                    log=lambda *a: None)
+    assert q["calibration_clips"] + q["compared_clips"] == len(target) and not q["compared_on_calibration"]
     with pytest.raises(ValueError, match="go together"):
         export_onnx(tiny_run, adapt="bandwise")
-    with pytest.raises(ValueError, match="no readable recording"):
-        export_onnx(tiny_run, out=tmp_path / "x.onnx", adapt="bandwise", adapt_to=[recordings / "broken.wav"])
+    (tmp_path / "empty").mkdir()
+    for given, why in ((recordings / "broken.wav", "no readable recording.*broken.wav"),
+                       (tmp_path / "empty", "no audio file found")):
+        with pytest.raises(ValueError, match=why):
+            export_onnx(tiny_run, out=tmp_path / "x.onnx", adapt="bandwise", adapt_to=[given])
+    with pytest.raises(ValueError, match="--adapt"):
+        export_onnx(tiny_run, out=tmp_path / "x.onnx", adapt="bandwidth", adapt_to=[recordings])
+    assert not (tmp_path / "x.onnx").exists()

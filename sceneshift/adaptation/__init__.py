@@ -107,35 +107,38 @@ def recording_files(paths) -> list[Path]:
     return out
 
 
-def fit_to_recordings(name: str, net, domain, source_data, paths, sample_rate: int, n_samples: int,
-                      batch_size: int = 128, device="cpu", log=print):
-    """One adapter for a device known only by unlabeled recordings of it (files or folders; any length,
-    rate or channel count), fitted against the run's source-device training clips.
+def read_recordings(paths, sample_rate: int, n_samples: int, what: str = "--adapt-to"):
+    """Unlabeled recordings of one device (files or folders; any length, rate or channel count) as
+    ``(windows, recording, skipped)``: the run's clip-length windows ``(N, n_samples)``, the index of the
+    recording each window comes from, and ``(file, reason)`` for unreadable, empty or silent files.
+    No readable recording at all is an error naming what was given."""
+    from ..data.audio import AudioError, load_audio
+    from ..networks.predictor import windows
+    waves, owner, skipped = [], [], []
+    for f in recording_files(paths):
+        try:
+            w = windows(load_audio(f, sample_rate), n_samples)
+        except AudioError as e:
+            skipped.append((str(f), e.reason))
+            continue
+        waves.append(w.astype(np.float32, copy=False))
+        owner.append(np.full(len(w), len(waves) - 1))
+    if not waves:
+        raise ValueError(f"{what} {', '.join(map(str, paths))}: no readable recording"
+                         + (f" ({len(skipped)} skipped, e.g. {skipped[0][0]}: {skipped[0][1]})" if skipped
+                            else " (no audio file found)"))
+    return np.concatenate(waves), np.concatenate(owner), skipped
+
+
+def fit_to_recordings(name: str, net, domain, source_data, target: np.ndarray, batch_size: int = 128,
+                      device="cpu"):
+    """One adapter for a device known only by unlabeled recordings of it (``target``: their windows, from
+    :func:`read_recordings`), fitted against the run's source-device training clips.
 
     Why: ``--adapt`` at evaluation fits on the benchmark's clips of each device; a user deploying to a
     new phone has a folder of its recordings instead, and wants the adapted model as one file
-    (``sceneshift export RUN --adapt bandwise --adapt-to DIR``). Each recording is cut into the run's
-    clip-length windows. Returns ``(adapter, windows, skipped)``; ``skipped`` lists ``(file, reason)``
-    for unreadable, empty or silent files, and no readable recording at all is an error.
+    (``sceneshift export RUN --adapt bandwise --adapt-to DIR``).
     """
-    from ..data.audio import AudioError, load_audio
-    from ..networks.predictor import windows
-    files = recording_files(paths)
-    waves, skipped = [], []
-    for f in files:
-        try:
-            waves.append(windows(load_audio(f, sample_rate), n_samples))
-        except AudioError as e:
-            skipped.append((str(f), e.reason))
-    if not waves:
-        given = ", ".join(map(str, paths))
-        raise ValueError(f"--adapt-to {given}: no readable recording to fit {name} on"
-                         + (f" ({len(skipped)} skipped, e.g. {skipped[0][0]}: {skipped[0][1]})" if skipped
-                            else " (no audio file found)"))
-    target = np.concatenate(waves).astype(np.float32)
     fit, source = method_and_source(name, domain, source_data)
-    adapter = fit(frontend=net.frontend, source=source, targets={"target": (target, None)},
-                  batch_size=batch_size, device=device)["target"]
-    log(f"{name}: source {domain.source} <- {len(files) - len(skipped)} recording(s) ({len(target)} windows)"
-        + (f"; {len(skipped)} skipped" if skipped else ""))
-    return adapter, target, skipped
+    return fit(frontend=net.frontend, source=source, targets={"target": (target, None)},
+               batch_size=batch_size, device=device)["target"]

@@ -50,6 +50,10 @@ def evaluate(run: str | Path, data: str | Path | None = None, split: str = "eval
              log=print) -> dict:
     predictor = load_predictor(run)
     cfg, domain = predictor.cfg, predictor.domain
+    adapted_file = getattr(predictor, "adapted", None)
+    if adapted_file:
+        log(f"note: {run} was exported adapted ({adapted_file['method']}) to one device's recordings; "
+            "its figures for the other devices do not describe how it is meant to be used")
     source, split_data = open_split(cfg, domain, split, data, log=log)
     version = source.adapter.benchmark_version
     if version and domain.benchmark_version and version != domain.benchmark_version:
@@ -87,6 +91,7 @@ def evaluate(run: str | Path, data: str | Path | None = None, split: str = "eval
     report["complexity"] = predictor_cost(predictor)
     report["meta"] = {"run": str(Path(run)), "dataset": str(source.adapter.root), "split": split,
                       "benchmark_version": version, "adapt": adapt or "none", "adapted_devices": adapted,
+                      "adapted_file": adapted_file,
                       "skipped": skipped}
     eval_dir = getattr(predictor, "eval_dir", None) or Path(run) / "eval"   # a system file's is beside it
     suffix = f"-{adapt}" + ("-all" if adapt_devices == "all" else "") if adapt else ""

@@ -15,8 +15,9 @@ from unlabeled recordings of it (files or folders, cut into the run's clip-lengt
 band-wise statistics matching of ``sceneshift evaluate --adapt bandwise`` is fitted on them against
 the run's source-device training clips and exported as part of the graph (between front end and
 backbone; a per-band scale and shift), so the deployed file needs no statistics beside it. With
-``--int8`` its activation ranges are calibrated on half of those windows (the adapted features are
-what the int8 layers see) and the decisions compared with fp32 on the other half.
+``--int8`` its activation ranges are calibrated on the windows of half of those recordings (the
+adapted features are what the int8 layers see) and the decisions compared with fp32 on the other
+half (on the same windows when there is one recording).
 
 The run's recipe and domain are written into the file's metadata, so ``sceneshift predict`` and
 ``sceneshift evaluate`` take the ``.onnx`` file where they take a run folder.
@@ -185,6 +186,12 @@ def export_onnx(run_dir: str | Path, out: str | Path | None = None, int8: bool =
         raise ValueError(f"{run_dir}: --frontend excluded needs a fixed front end; this run's front end is learned "
                          "(its weights would be lost): export it with --frontend included")
     n = run.n_samples
+    if adapt:      # read before any costly step, so a wrong option or an empty folder fails at once
+        from ..adaptation import ADAPTATIONS, fit_to_recordings, read_recordings
+        ADAPTATIONS.get(adapt, where="--adapt")
+        if run.domain.source is None:
+            raise ValueError(f"--adapt {adapt}: the run's dataset names no source device to match against")
+        target, recording, skipped = read_recordings(adapt_to, run.sample_rate, n)
     result, waves = {}, calibration_waves(run, calibration_clips, data, log=log) if int8 and (qat or not adapt) else None
     if qat:
         from .qat import quantisation_aware_finetune
@@ -192,14 +199,18 @@ def export_onnx(run_dir: str | Path, out: str | Path | None = None, int8: bool =
         net.load_state_dict(load_weights(tuned["qat_weights"]))
         result.update(tuned)
     held_out = None
-    if adapt:      # after QAT, which may tune a learned front end the statistics are measured through
-        from ..adaptation import fit_to_recordings
-        net.adapt, target, skipped = fit_to_recordings(
-            adapt, net, run.domain, run_split(run, data, log=log), adapt_to, run.sample_rate, n, log=log)
-        result.update(adapted={"method": adapt, "windows": len(target), "skipped": skipped})
-        if int8:   # ranges of the device's adapted features: calibrate on its windows, compare on the others
-            waves, held_out = (target, target) if len(target) < 2 else (target[0::2], target[1::2])
+    if adapt:      # fitted after QAT, which may tune a learned front end the statistics are measured through
+        net.adapt = fit_to_recordings(adapt, net, run.domain, run_split(run, data, log=log), target)
+        n_rec = int(recording.max()) + 1
+        result.update(adapted={"method": adapt, "source_device": run.domain.source, "recordings": n_rec,
+                               "windows": len(target), "skipped": skipped})
+        log(f"{adapt}: source device {run.domain.source} <- {n_rec} recording(s), {len(target)} windows"
+            + (f"; {len(skipped)} file(s) skipped" if skipped else ""))
+        if int8:   # ranges of the device's adapted features: calibrate on half of its recordings, compare on the rest
+            half = recording % 2 == 0
+            waves, held_out = (target, target) if n_rec < 2 else (target[half], target[~half])
             waves, held_out = spread(waves, calibration_clips), spread(held_out, calibration_clips)
+            result["compared_on_calibration"] = n_rec < 2
     module = net if frontend == "included" else _Features(net)
 
     def make_input(length: int, batch: int = 2) -> torch.Tensor:
@@ -261,8 +272,7 @@ def export_onnx(run_dir: str | Path, out: str | Path | None = None, int8: bool =
                 "fixed_length": "true" if fixed else "false", "sample_rate": str(run.sample_rate),
                 "clip_samples": str(n), "sceneshift_version": _sceneshift_version()}
         if adapt:
-            meta["adapted"] = json.dumps({"method": adapt, "windows": len(target),
-                                          "recordings": [str(p) for p in adapt_to][:20]})
+            meta["adapted"] = json.dumps({k: v for k, v in result["adapted"].items() if k != "skipped"})
         if qat:
             meta["qat"] = json.dumps({k: v for k, v in result.items() if k.startswith("qat_") and k != "qat_weights"})
         _set_metadata(final, meta)

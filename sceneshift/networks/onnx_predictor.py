@@ -53,6 +53,7 @@ class OnnxPredictor:
         self.domain = Domain.from_json(json.loads(meta["domain"]))
         self.input_kind = meta.get("input", "waveform")
         self.precision = meta.get("precision", "fp32")
+        self.adapted = json.loads(meta["adapted"]) if "adapted" in meta else None   # export --adapt: one device's file
         self.classes = list(self.domain.classes)
         self.sample_rate = int(self.cfg["data"]["sample_rate"])
         self.n_samples = int(round(self.cfg["data"]["clip_seconds"] * self.sample_rate))
