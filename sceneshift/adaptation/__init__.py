@@ -46,12 +46,18 @@ def devices_to_adapt(domain, split_devices, which: str = "untrained") -> list[st
     raise ValueError(f"--adapt-devices: expected 'untrained' or 'all', got {which!r}")
 
 
-def method_and_source(name: str, domain, source_data):
-    """The registered adaptation ``name`` and the source statistics' clips: ``(waves, rows)`` of the
-    run's training split recorded by its source device."""
+def check_method(name: str, domain):
+    """The registered adaptation ``name``; an error when it is unknown or the run has no source device."""
     fit = ADAPTATIONS.get(name, where="--adapt")
     if domain.source is None:
         raise ValueError(f"--adapt {name}: the run's dataset names no source device to match against")
+    return fit
+
+
+def method_and_source(name: str, domain, source_data):
+    """The registered adaptation ``name`` and the source statistics' clips: ``(waves, rows)`` of the
+    run's training split recorded by its source device."""
+    fit = check_method(name, domain)
     src_rows = source_data.rows(device=domain.source)
     if not len(src_rows):
         raise ValueError(f"the run's training split has no clip of the source device {domain.source}")

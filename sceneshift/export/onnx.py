@@ -187,10 +187,8 @@ def export_onnx(run_dir: str | Path, out: str | Path | None = None, int8: bool =
                          "(its weights would be lost): export it with --frontend included")
     n = run.n_samples
     if adapt:      # read before any costly step, so a wrong option or an empty folder fails at once
-        from ..adaptation import ADAPTATIONS, fit_to_recordings, read_recordings
-        ADAPTATIONS.get(adapt, where="--adapt")
-        if run.domain.source is None:
-            raise ValueError(f"--adapt {adapt}: the run's dataset names no source device to match against")
+        from ..adaptation import check_method, fit_to_recordings, read_recordings
+        check_method(adapt, run.domain)
         target, recording, skipped = read_recordings(adapt_to, run.sample_rate, n)
     result, waves = {}, calibration_waves(run, calibration_clips, data, log=log) if int8 and (qat or not adapt) else None
     if qat:
