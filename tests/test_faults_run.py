@@ -118,13 +118,13 @@ def _metrics(run: Path) -> list[tuple]:
     return [(int(r["epoch"]), float(r["val/acc"]), float(r["val/loss"])) for r in rows]
 
 
-def test_sigterm_saves_state_and_resume_reproduces_the_uninterrupted_run(tiny_benchmark, tmp_path, monkeypatch,
-                                                                         capsys):
-    """Seed 002's recipe (mixup, crops, shifts, SpecAugment, dropout): every random stream matters."""
+def _interrupted_and_resumed(recipe: str, args: list, tiny_benchmark, tmp_path, monkeypatch, capsys):
+    """Train ``recipe`` straight through (ref) and with a SIGTERM in epoch 1 then --resume (cut); both
+    folders, after checking that the resumed run logged the uninterrupted run's validation scores."""
     from sceneshift.training.guards import RunGuard
     ref, cut = tmp_path / "ref", tmp_path / "cut"
-    args = ["--data", str(tiny_benchmark)] + TINY_SEED002
-    assert main(["train", "seed002", "--out", str(ref)] + args) == 0
+    args = ["--data", str(tiny_benchmark)] + args
+    assert main(["train", recipe, "--out", str(ref)] + args) == 0
 
     start = RunGuard.on_train_epoch_start
 
@@ -135,7 +135,7 @@ def test_sigterm_saves_state_and_resume_reproduces_the_uninterrupted_run(tiny_be
             os.kill(os.getpid(), signal.SIGTERM)          # what a scheduler sends before pre-emption
     monkeypatch.setattr(RunGuard, "on_train_epoch_start", terminate_at_epoch_1)
     capsys.readouterr()
-    assert main(["train", "seed002", "--out", str(cut)] + args) == 3
+    assert main(["train", recipe, "--out", str(cut)] + args) == 3
     err = capsys.readouterr().err
     assert f"sceneshift train --resume --out {cut}" in err and "Traceback" not in err
     assert torch.load(cut / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 0
@@ -147,6 +147,33 @@ def test_sigterm_saves_state_and_resume_reproduces_the_uninterrupted_run(tiny_be
     np.testing.assert_allclose(np.array(_metrics(cut)), np.array(_metrics(ref)), atol=1e-6)
     a, b = torch.load(ref / "model.pt", weights_only=True), torch.load(cut / "model.pt", weights_only=True)
     assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-6) for k in a)
+    return ref, cut
+
+
+def test_sigterm_saves_state_and_resume_reproduces_the_uninterrupted_run(tiny_benchmark, tmp_path, monkeypatch,
+                                                                         capsys):
+    """Seed 002's recipe (mixup, crops, shifts, SpecAugment, dropout): every random stream matters."""
+    _interrupted_and_resumed("seed002", TINY_SEED002, tiny_benchmark, tmp_path, monkeypatch, capsys)
+
+
+def test_weight_averaging_is_what_is_selected_and_saved_and_resume_continues_it(tiny_benchmark, tmp_path,
+                                                                                monkeypatch, capsys):
+    """train.ema_decay: model.pt is the exponential moving average of the weights (not the last step's),
+    last.ckpt keeps both, and a resumed run continues the average exactly."""
+    ref, _ = _interrupted_and_resumed("cp_resnet_dir", ["train.epochs=3", "train.progress=false", "train.batch_size=32",
+                                                        "train.ema_decay=0.9"], tiny_benchmark, tmp_path, monkeypatch,
+                                      capsys)
+    last = torch.load(ref / "checkpoints" / "last.ckpt", weights_only=True)
+    steps = last["global_step"]
+    assert steps > 3 and int(last["averaging_state"]["n_averaged"]) == steps     # updated after every step
+    average, current = last["state_dict"], last["current_model_state"]
+    moved = [k for k in average if average[k].is_floating_point() and not torch.equal(average[k], current[k])]
+    assert len(moved) > 10          # the average is not the current network
+    model = torch.load(ref / "model.pt", weights_only=True)
+    best = torch.load(ref / "checkpoints" / "best.ckpt", weights_only=True)
+    assert all(torch.equal(model[k], best["state_dict"]["net." + k]) for k in model)
+    if best["epoch"] == last["epoch"]:
+        assert all(torch.equal(model[k], average["net." + k]) for k in model)
 
 
 def test_kill_9_before_the_first_checkpoint_leaves_a_run_that_resume_completes(tiny_benchmark, tmp_path):

@@ -68,6 +68,11 @@ class ClassifierSystem(L.LightningModule):
         self.frontend_learned = any(p.requires_grad for p in self.net.frontend.parameters())
         self._val = []
 
+    def __getstate__(self) -> dict:
+        """A copy of the system (the weight average of ``train.ema_decay``) holds its modules, not the data
+        source with its cached splits, nor the compiled training graphs."""
+        return {**super().__getstate__(), "data": None, "_compiled": {}}
+
     # ---- data: the system says what it trains and selects on -------------------------------------
     def setup(self, stage: str):
         d = self.cfg["data"]

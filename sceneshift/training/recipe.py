@@ -85,6 +85,9 @@ class TrainSection(_Section):
     channels_last: bool = False              # convolutions in channels-last memory format (docs/performance.md)
     cache_features: bool = False             # without waveform augmentation: front end once per split (float16)
     compile: bool = False                    # torch.compile the backbone's training step (docs/performance.md)
+    # exponential moving average of the weights (and batch-norm statistics), updated every step with this
+    # decay; validation, checkpoints and model.pt use the average (Lightning's WeightAveraging). None: off
+    ema_decay: float | None = Field(None, gt=0, lt=1)
     # where and on how many processes (docs/distributed.md); Lightning's Trainer options of the same names
     accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = "auto"
     devices: int | Literal["auto"] | list[int] = 1   # per node: a count, -1 or "auto" (all), or GPU indices

@@ -270,6 +270,20 @@ def _debug_callbacks() -> list:
     return [DebugDump()]
 
 
+def _weight_averaging(decay: float | None) -> list:
+    """``train.ema_decay``: Lightning's weight averaging with an exponential moving average.
+
+    The average is what validation scores, so the best checkpoint, ``model.pt`` and every later
+    evaluation are the averaged network; ``last.ckpt`` also keeps the current weights and the
+    average's state, so ``--resume`` continues both.
+    """
+    if not decay:
+        return []
+    from lightning.pytorch.callbacks import WeightAveraging
+    from torch.optim.swa_utils import get_ema_multi_avg_fn
+    return [WeightAveraging(multi_avg_fn=get_ema_multi_avg_fn(decay))]
+
+
 def _build_trainer(L, t: dict, run_dir: Path, callbacks: list, loggers: list):
     """Lightning's Trainer for the recipe; a bad accelerator/devices/strategy/num_nodes is a one-line RecipeError."""
     from lightning.fabric.utilities.exceptions import MisconfigurationException
@@ -346,7 +360,7 @@ def train(recipe=None, data=None, out=None, overrides=(), resume=False, log=prin
     every_epoch = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="last", save_top_k=1,
                                   enable_version_counter=False)
     guard = RunGuard(t["seed"])
-    callbacks = ([ckpt, every_epoch, guard] + ([TQDMProgressBar(refresh_rate=10)] if t.get("progress", True) else [])
+    callbacks = ([ckpt, every_epoch, guard] + _weight_averaging(t.get("ema_decay")) + ([TQDMProgressBar(refresh_rate=10)] if t.get("progress", True) else [])
                  + _debug_callbacks())
     # the Trainer first: it knows this process's rank before anything is written
     wandb_id = wandb_run_id(run_dir, resume) if "wandb" in t["logger"] else None
