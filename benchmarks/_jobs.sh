@@ -59,7 +59,7 @@ same_schedule() {
   fi
   if [ -f "$1/epochs" ]; then
     [ "$(cat "$1/epochs")" = "$2" ] && return 0
-    echo "$1 holds $(cat "$1/epochs")-epoch runs; give another folder for EPOCHS=$2" >&2
+    echo "$1 holds runs of schedule '$(cat "$1/epochs")' (epochs and overrides); give another folder for '$2'" >&2
     exit 2
   fi
   atomic_output "$1/epochs" echo "$2"

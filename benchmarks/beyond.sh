@@ -10,15 +10,16 @@
 # after a crash. Usage: bash benchmarks/beyond.sh [OUT=runs/beyond]
 # Environment: EPOCHS (30; docs/beyond.md's 15-epoch table: EPOCHS=15; an OUT keeps one EPOCHS),
 # LANES; ONLY="cp_resnet_kd-s2 ..." runs only those jobs (the teacher's members are run when a
-# distilled job is asked for).
+# distilled job is asked for); EXTRA="key=value ..." overrides for every run (an OUT keeps one), e.g.
+# EXTRA=train.ema_decay=0.995 for the weight-averaged rows.
 set -euo pipefail
 source "$(dirname "$0")/_jobs.sh"
 OUT=${1:-runs/beyond}
 EPOCHS=${EPOCHS:-30}
-COMMON="train.progress=false train.threads=1 train.channels_last=true train.cache_features=true train.epochs=$EPOCHS"
+COMMON="train.progress=false train.threads=1 train.channels_last=true train.cache_features=true train.epochs=$EPOCHS ${EXTRA:-}"
 TEACHER_MEMBERS="cp_resnet_dir_fms-s0 cp_resnet_fms-s0 cp_resnet_dir-s0"
 mkdir -p "$OUT"
-same_schedule "$OUT" "$EPOCHS"
+same_schedule "$OUT" "$EPOCHS${EXTRA:+ $EXTRA}"
 wanted() {   # JOB: is it asked for (everything when ONLY is empty)?
   [ -z "${ONLY:-}" ] && return 0
   [[ " $ONLY " == *" $1 "* ]] && return 0
