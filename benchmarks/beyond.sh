@@ -11,7 +11,8 @@
 # Environment: EPOCHS (30; docs/beyond.md's 15-epoch table: EPOCHS=15; an OUT keeps one EPOCHS),
 # LANES; ONLY="cp_resnet_kd-s2 ..." runs only those jobs (the teacher's members are run when a
 # distilled job is asked for); EXTRA="key=value ..." overrides for every run (an OUT keeps one), e.g.
-# EXTRA=train.ema_decay=0.995 for the weight-averaged rows.
+# EXTRA=train.ema_decay=0.995 for the weight-averaged rows; TEACHER=RUN_OR_ENSEMBLE_FILE distils from
+# that teacher instead (its members are then not trained here).
 set -euo pipefail
 source "$(dirname "$0")/_jobs.sh"
 OUT=${1:-runs/beyond}
@@ -23,7 +24,7 @@ same_schedule "$OUT" "$EPOCHS${EXTRA:+ $EXTRA}"
 wanted() {   # JOB: is it asked for (everything when ONLY is empty)?
   [ -z "${ONLY:-}" ] && return 0
   [[ " $ONLY " == *" $1 "* ]] && return 0
-  [[ " $TEACHER_MEMBERS " == *" $1 "* ]] && [[ " $ONLY " == *" cp_resnet_kd-"* ]]
+  [ -z "${TEACHER:-}" ] && [[ " $TEACHER_MEMBERS " == *" $1 "* ]] && [[ " $ONLY " == *" cp_resnet_kd-"* ]]
 }
 worker() {   # recipe:seed ... in priority order
   local item r s job extra
@@ -32,8 +33,8 @@ worker() {   # recipe:seed ... in priority order
     wanted "$job" || continue
     all_evaluated "$OUT/$job" && continue
     if [ "$r" = cp_resnet_kd ]; then
-      [ -f "$OUT/teacher.yaml" ] || continue
-      extra="system_options.teacher=$OUT/teacher.yaml"
+      [ -e "${TEACHER:-$OUT/teacher.yaml}" ] || continue
+      extra="system_options.teacher=${TEACHER:-$OUT/teacher.yaml}"
     fi
     claimed_train_job "$OUT/$job" "$r" train.seed="$s" $COMMON $extra
   done
@@ -43,6 +44,7 @@ PLAIN="cp_resnet_dir_fms:0 cp_resnet_fms:0 cp_resnet_dir:0 cp_resnet_dir_fms:1 c
   cp_resnet_fms:2 cp_resnet:0 cp_resnet:1 cp_resnet:2 cp_resnet_dir:1 cp_resnet_dir:2"
 teacher_yaml() { printf 'ensemble:\n'; printf '  - %s\n' $TEACHER_MEMBERS; }
 teacher() {   # write the teacher once its members are evaluated (atomically, once), then score it
+  [ -n "${TEACHER:-}" ] && return 0
   for m in $TEACHER_MEMBERS; do all_evaluated "$OUT/$m" || return 0; done
   if [ ! -f "$OUT/teacher.yaml" ] && mkdir "$OUT/teacher.claim" 2>/dev/null; then
     atomic_output "$OUT/teacher.yaml" teacher_yaml
