@@ -116,10 +116,19 @@ if all_evaluated "$OUT/cp_resnet-s0"; then
 fi
 # int8 (post-training) of the undistilled DIR + FMS seed-0 run too: the recipe's network without a teacher
 all_evaluated "$OUT/cp_resnet_dir_fms-s0" && int8_scored "$OUT/cp_resnet_dir_fms-s0" int8 --int8
-# int8 export (post-training, then 3 epochs of QAT) of the distilled seed-0 run, and its inference speed.
+# The distilled runs, the steadiest row with band-wise matching, as int8 files: plain (source-device
+# accuracy) and adapted to each unseen device (the deployable form of "distilled + band-wise").
+for s in 0 1 2; do
+  kd="$OUT/cp_resnet_kd-s$s"
+  all_evaluated "$kd" || continue
+  int8_scored "$kd" int8 --int8
+  once "$OUT" "$kd-adapted.md" "cp_resnet_kd-s$s-adapted" \
+    atomic_output "$kd-adapted.md" python benchmarks/adapted_export.py "$kd" --int8
+  cat "$kd-adapted.md" 2>/dev/null || true
+done
+# 3 epochs of QAT on the distilled seed-0 run, and its inference speed.
 kd="$OUT/cp_resnet_kd-s0"
 if all_evaluated "$kd"; then
-  int8_scored "$kd" int8 --int8
   int8_scored "$kd" qat.int8 --qat 3
   python benchmarks/inference_speed.py "$kd" || echo "failed: inference_speed" >&2
 fi
