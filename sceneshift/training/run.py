@@ -360,8 +360,8 @@ def train(recipe=None, data=None, out=None, overrides=(), resume=False, log=prin
     every_epoch = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="last", save_top_k=1,
                                   enable_version_counter=False)
     guard = RunGuard(t["seed"])
-    callbacks = ([ckpt, every_epoch, guard] + _weight_averaging(t.get("ema_decay")) + ([TQDMProgressBar(refresh_rate=10)] if t.get("progress", True) else [])
-                 + _debug_callbacks())
+    callbacks = ([ckpt, every_epoch, guard] + _weight_averaging(t.get("ema_decay"))
+                 + ([TQDMProgressBar(refresh_rate=10)] if t.get("progress", True) else []) + _debug_callbacks())
     # the Trainer first: it knows this process's rank before anything is written
     wandb_id = wandb_run_id(run_dir, resume) if "wandb" in t["logger"] else None
     loggers = make_loggers(t["logger"], run_dir, cfg, wandb_id)
