@@ -4,6 +4,7 @@ import torch
 
 from sceneshift.data.domain import Domain
 from sceneshift.models import MODELS, count_parameters
+from sceneshift.models.mobilefacenet import Attention
 from sceneshift.networks import build_network
 from sceneshift.registry import RecipeError
 from sceneshift.training.recipe import load_recipe
@@ -18,6 +19,12 @@ def test_kaggle_cnn_size_and_length_independence():
     m.eval()
     assert m(torch.randn(2, 1, 64, 201)).shape == (2, 256)
     assert m(torch.randn(2, 1, 64, 431)).shape == (2, 256)
+    # seed 001's attention in front (docs/seed001.md's part-by-part rows): its parameters added, trained
+    attended = MODELS.build("kaggle_cnn", {"attention": True}, in_channels=2)
+    plain = MODELS.build("kaggle_cnn", {}, in_channels=2)
+    assert count_parameters(attended) == count_parameters(plain) + count_parameters(Attention(2))
+    attended(torch.randn(2, 2, 64, 201)).sum().backward()
+    assert attended.attention.project.weight.grad.abs().sum() > 0
     with pytest.raises(RecipeError, match="model.depth: unknown option"):
         MODELS.build("kaggle_cnn", {"depth": 3}, where="model", in_channels=1)
     with pytest.raises(RecipeError, match="unknown model 'vgg99'"):

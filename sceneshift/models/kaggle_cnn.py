@@ -7,6 +7,10 @@ so every 2-D stride and pool is written frequency first). An adaptive average po
 dense layers fixes their input at 128 x 1 x 12, which makes the model independent of the clip
 length and reproduces the published size: about 1.4 M parameters with E = 256 and 2.0 M with
 the doubled embedding (E = 512) of the masked configurations.
+
+``attention: true`` puts seed 001's attention module (a learned (0, 1) map multiplying the input,
+``mobilefacenet.Attention``) in front of the convolutions, so that seed 001's parts can be measured
+one at a time on this cheaper network (docs/seed001.md).
 """
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ import torch
 from torch import nn
 
 from . import MODELS
+from .mobilefacenet import Attention
 
 
 def _conv(cin, cout, k, stride=1):
@@ -22,9 +27,10 @@ def _conv(cin, cout, k, stride=1):
 
 class KaggleCNN(nn.Module):
     def __init__(self, in_channels: int = 1, embed_dim: int = 256, hidden: int = 256, layer_norm: bool = True,
-                 pooled_frames: int = 12):
+                 pooled_frames: int = 12, attention: bool = False):
         super().__init__()
         self.embed_dim = embed_dim
+        self.attention = Attention(in_channels) if attention else nn.Identity()
         self.features = nn.Sequential(
             _conv(in_channels, 48, 11, stride=(3, 2)), nn.MaxPool2d(3, stride=(2, 1), padding=1), nn.BatchNorm2d(48),
             _conv(48, 128, 5, stride=(3, 2)), nn.MaxPool2d(3, stride=2, padding=1), nn.BatchNorm2d(128),
@@ -37,10 +43,10 @@ class KaggleCNN(nn.Module):
         self.norm = nn.LayerNorm(embed_dim) if layer_norm else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.norm(self.embedding(self.squeeze(self.features(x))))
+        return self.norm(self.embedding(self.squeeze(self.features(self.attention(x)))))
 
 
 @MODELS.register
 def kaggle_cnn(in_channels: int = 1, embed_dim: int = 256, hidden: int = 256, layer_norm: bool = True,
-               pooled_frames: int = 12) -> KaggleCNN:
-    return KaggleCNN(in_channels, embed_dim, hidden, layer_norm, pooled_frames)
+               pooled_frames: int = 12, attention: bool = False) -> KaggleCNN:
+    return KaggleCNN(in_channels, embed_dim, hidden, layer_norm, pooled_frames, attention)
