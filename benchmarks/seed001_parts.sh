@@ -19,10 +19,13 @@ declare -A SWAP=(
   [attention]="model.attention=true"
   [wavegram]="frontend.name=logmel_wavegram frontend.n_mels=64 frontend.hop_length=320 frontend.kernel=640"
 )
+PARTS=${PARTS:-arcface attention wavegram}
+for part in $PARTS; do     # every name checked before anything trains
+  [ -n "${SWAP[$part]:-}" ] || { echo "PARTS: unknown part '$part' (arcface, attention or wavegram)" >&2; exit 2; }
+done
 mkdir -p "$OUT"
 rows=()
-for part in ${PARTS:-arcface attention wavegram}; do
-  [ -n "${SWAP[$part]:-}" ] || { echo "unknown part: $part (arcface, attention or wavegram)" >&2; exit 2; }
+for part in $PARTS; do
   sceneshift semi seed001_kaggle --out "$OUT/kaggle+$part" train.progress=false system_options.finetune_epochs=15 \
       system_options.pseudo_epochs=15 ${SWAP[$part]} "$@" > "$OUT/kaggle+$part.log" 2>&1 \
     || echo "failed: $OUT/kaggle+$part (see $OUT/kaggle+$part.log)" >&2
