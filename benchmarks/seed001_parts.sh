@@ -9,7 +9,7 @@
 #              resolution (64 bands, hop 320, so 640 taps: twice the hop, as the paper's 1024 at hop 512)
 # The plain pipeline is `benchmarks/seed001_results.sh kaggle`; the same OVERRIDES (e.g. train.seed=S) keep
 # the rows paired. Fine-tuning and pseudo-label stages run 15 epochs, as there. Rerunning keeps finished
-# stages and resumes an interrupted one.
+# stages and resumes an interrupted one. OUT/parts-table.md lists every part run in OUT so far.
 #   bash benchmarks/seed001_parts.sh [OUT=runs/seed001] [OVERRIDES...]   (PARTS="arcface attention wavegram")
 set -euo pipefail
 source "$(dirname "$0")/_jobs.sh"
@@ -24,11 +24,13 @@ for part in $PARTS; do     # every name checked before anything trains
   [ -n "${SWAP[$part]:-}" ] || { echo "PARTS: unknown part '$part' (arcface, attention or wavegram)" >&2; exit 2; }
 done
 mkdir -p "$OUT"
-rows=()
 for part in $PARTS; do
   sceneshift semi seed001_kaggle --out "$OUT/kaggle+$part" train.progress=false system_options.finetune_epochs=15 \
       system_options.pseudo_epochs=15 ${SWAP[$part]} "$@" > "$OUT/kaggle+$part.log" 2>&1 \
     || echo "failed: $OUT/kaggle+$part (see $OUT/kaggle+$part.log)" >&2
+done
+rows=()     # every part in OUT, not only this invocation's PARTS
+for part in $(printf "%s\n" "${!SWAP[@]}" | sort); do
   for stage in "$OUT/kaggle+$part"/[123]-*; do
     [ -n "$(evaluated "$stage")" ] && rows+=("+ $part $(basename "$stage")=$stage")
   done
