@@ -1,15 +1,17 @@
-"""One model file per device: RUN exported with band-wise matching fitted to each device's recordings.
+"""One model file per device: RUN exported with an adaptation (band-wise matching by default) fitted to
+each device's recordings.
 
-For every DEVICE: ``sceneshift export RUN --adapt bandwise --adapt-to <the device's clips of SPLIT>``
+For every DEVICE: ``sceneshift export RUN --adapt METHOD --adapt-to <the device's clips of SPLIT>``
 (``--int8`` too with --int8), then that file scored on those clips, beside the run itself (PyTorch)
 without and with the same adaptation fitted on the same clips (what ``sceneshift evaluate RUN
---adapt bandwise`` does). The labels are only read to score. The fp32 file should agree with the
+--adapt METHOD`` does). The labels are only read to score. The fp32 file should agree with the
 PyTorch adaptation: the export re-reads the recordings from their files at full precision where
 the evaluation reads the waveform cache, which is all that differs. The int8 file shows what
 quantisation costs on the adapted features; it is calibrated on half of the device's clips that
 it is then scored on (transductive, like the adaptation itself).
 
-    python benchmarks/adapted_export.py RUN [--devices s4 s5 s6] [--int8] [--split evaluate] [--data DIR]
+    python benchmarks/adapted_export.py RUN [--method bandwise|adabn|bandwise+adabn] [--devices s4 s5 s6]
+        [--int8] [--split evaluate] [--data DIR]
 """
 from __future__ import annotations
 
@@ -34,14 +36,16 @@ def main():
     ap.add_argument("--split", default="evaluate")
     ap.add_argument("--data", help="benchmark root (default: the run's)")
     ap.add_argument("--int8", action="store_true", help="also export and score int8 files")
+    ap.add_argument("--method", default="bandwise", help="the adaptation (default bandwise)")
     args = ap.parse_args()
     quiet = lambda *a: None  # noqa: E731
     run = RunPredictor(args.run, "cpu")
     dataset, split = open_split(run.cfg, run.domain, args.split, args.data, log=quiet)
     devices = np.array([c.device for c in split.clips])
     which = args.devices or run.domain.untrained_devices(sorted(set(devices.tolist())))
-    fit, source_clips = method_and_source("bandwise", run.domain, run_split(run, args.data, log=quiet))
-    cols = ["plain", "band-wise (PyTorch)", "adapted file fp32"] + (["adapted file int8"] if args.int8 else [])
+    fit, source_clips = method_and_source(args.method, run.domain, run_split(run, args.data, log=quiet))
+    torch_col = f"{args.method} (PyTorch)"
+    cols = ["plain", torch_col, "adapted file fp32"] + (["adapted file int8"] if args.int8 else [])
     print(f"{args.run}, split {args.split}: accuracy % on each device's labelled clips")
     print("| device | clips | " + " | ".join(cols) + " | fp32 file = PyTorch decisions | file kB |")
     print("|---|---|" + "---|" * len(cols) + "---|---|")
@@ -54,19 +58,19 @@ def main():
                 raise SystemExit(f"adapted_export.py: no labelled clip of device {d!r} in split {args.split!r}")
             y = split.labels[rows]
             files = [Path(dataset.adapter.root) / split.clips[i].filename for i in clips]
-            adapter = fit(frontend=run.net.frontend, source=source_clips, targets={d: (split.waves, clips)})[d]
+            adapter = fit(net=run.net, source=source_clips, targets={d: (split.waves, clips)})[d]
             proba = {"plain": run.probabilities(split.waves, rows=rows)}
             with adapted(run.net, adapter):
-                proba["band-wise (PyTorch)"] = run.probabilities(split.waves, rows=rows)
+                proba[torch_col] = run.probabilities(split.waves, rows=rows)
             kb = []
             for col, int8 in (("adapted file fp32", False), ("adapted file int8", True)):
                 if col not in cols:
                     continue
                 out = Path(tmp) / f"{d}.{'int8.' if int8 else ''}onnx"
-                export_onnx(args.run, out=out, int8=int8, adapt="bandwise", adapt_to=files, data=args.data, log=quiet)
+                export_onnx(args.run, out=out, int8=int8, adapt=args.method, adapt_to=files, data=args.data, log=quiet)
                 proba[col] = OnnxPredictor(out).probabilities(split.waves, rows=rows)
                 kb.append(f"{out.stat().st_size / 1024:.0f}")
-            same = float(np.mean(proba["adapted file fp32"].argmax(1) == proba["band-wise (PyTorch)"].argmax(1)))
+            same = float(np.mean(proba["adapted file fp32"].argmax(1) == proba[torch_col].argmax(1)))
             for c in cols:
                 acc[c].append(100 * float(np.mean(proba[c].argmax(1) == y)))
             print(f"| {d} | {len(rows)} | " + " | ".join(f"{acc[c][-1]:.1f}" for c in cols)

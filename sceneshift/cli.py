@@ -290,7 +290,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="evaluate", help="train, validate, evaluate (default) or test")
     p.add_argument("--groups", help="device groups, e.g. 'source=a;seen=b,c,s1,s2,s3;unseen=s4,s5,s6' "
                                     "(default: devices.json, else the TAU 2020 grouping)")
-    p.add_argument("--adapt", help="unsupervised feature adaptation fitted on the evaluated split (e.g. bandwise); "
+    p.add_argument("--adapt", help="unsupervised adaptation fitted on the evaluated split: bandwise, adabn or "
+                                   "bandwise+adabn; "
                                    "by default only the devices the run never trained on are adapted")
     p.add_argument("--adapt-all", action="store_true", help="with --adapt: adapt every device but the source")
     p.add_argument("--out", help="report folder (default RUN/eval/<dataset>-<split>)")
@@ -361,7 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--qat", type=int, metavar="EPOCHS", help="implies --int8: quantisation-aware fine-tuning for EPOCHS "
                    "epochs first (the run's recipe and training split, selected on validation accuracy; weights "
                    "in RUN/model-qat.pt, model.pt untouched); default output RUN/model.qat.int8.onnx")
-    p.add_argument("--adapt", help="with --adapt-to: fit an unsupervised adaptation (bandwise) to one device's "
+    p.add_argument("--adapt", help="with --adapt-to: fit an unsupervised adaptation (bandwise, adabn, bandwise+adabn) to one device's "
                    "recordings and build it into the file (a model for that device)")
     p.add_argument("--adapt-to", nargs="+", metavar="PATH", help="unlabeled recordings of that device: audio files "
                    "or folders (any length, rate, channels); also the int8 calibration clips")

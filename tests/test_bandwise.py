@@ -40,7 +40,9 @@ def test_matched_target_has_source_statistics_and_originals_untouched():
     tgt = known_features([2.0, -1.0], [4.0, 0.5], n=4)
     src.flags.writeable = tgt.flags.writeable = False          # like the cached memory maps
     before = hashlib.sha1(tgt.tobytes()).hexdigest()
-    matches = fit_bandwise(torch.nn.Identity(), source=(src, None), targets={"t": (tgt, None)})
+    features_only = torch.nn.Module()                          # a network whose front end passes features through
+    features_only.frontend = torch.nn.Identity()
+    matches = fit_bandwise(features_only, source=(src, None), targets={"t": (tgt, None)})
     assert set(matches) == {"t"}
     match = matches["t"]
     t = torch.from_numpy(tgt.copy())

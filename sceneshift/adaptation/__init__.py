@@ -1,4 +1,7 @@
-"""Unsupervised feature adaptation at evaluation time (``sceneshift evaluate RUN --adapt bandwise``).
+"""Unsupervised adaptation at evaluation time (``sceneshift evaluate RUN --adapt METHOD``).
+
+Methods: ``bandwise`` (band-wise statistics matching of the features, bandwise.py), ``adabn`` (the
+network's batch-norm statistics re-estimated on the device) and ``bandwise+adabn`` (both; batchnorm.py).
 
 Each recording device of the evaluated split is one target domain: an adapter is fitted on that
 device's clips of the split (their labels are never read) against statistics of the source
@@ -21,20 +24,45 @@ import numpy as np
 
 from ..registry import Registry
 
-# An adaptation is a function (frontend, source=(waves, rows), targets={device: (waves, rows)}, batch_size,
-# device) -> {device: nn.Module applied between front end and backbone}.
-ADAPTATIONS = Registry("adaptation", __name__, injected=("frontend", "source", "targets", "batch_size", "device"))
+# An adaptation is a function (net, source=(waves, rows), targets={device: (waves, rows)}, batch_size,
+# device) -> {device: nn.Module applied between front end and backbone}; a module with a ``norm_state``
+# (batchnorm.py) also carries batch-norm statistics for the network while that device is scored.
+ADAPTATIONS = Registry("adaptation", __name__, injected=("net", "source", "targets", "batch_size", "device"))
+
+
+def load_norm_state(net, state: dict) -> dict:
+    """Copy ``state`` (state-dict name -> buffer) into ``net``'s buffers; returns what they held before."""
+    buffers = dict(net.named_buffers())
+    missing = sorted(set(state) - set(buffers))
+    if missing:
+        raise ValueError(f"adapter statistics for buffers the network does not have: {', '.join(missing[:3])}")
+    before = {k: buffers[k].clone() for k in state}
+    for k, v in state.items():
+        buffers[k].copy_(v)
+    return before
+
+
+def install(net, module):
+    """Make ``module`` (an adapter, or None) the network's ``adapt`` step for good, its batch-norm statistics included."""
+    net.adapt = module
+    if getattr(module, "norm_state", None):
+        load_norm_state(net, module.norm_state)
 
 
 @contextmanager
 def adapted(net, module):
-    """Set ``net.adapt`` for the duration of a block and restore what was there before."""
+    """Set ``net.adapt`` (and an adapter's batch-norm statistics) for the duration of a block and restore
+    what was there before."""
     before = net.adapt
+    state = getattr(module, "norm_state", None)
+    saved = load_norm_state(net, state) if state else None
     net.adapt = module
     try:
         yield net
     finally:
         net.adapt = before
+        if saved:
+            load_norm_state(net, saved)
 
 
 def devices_to_adapt(domain, split_devices, which: str = "untrained") -> list[str]:
@@ -77,7 +105,7 @@ def fit_adapters(name: str, net, domain, source_data, split_data, which: str = "
     fit, source = method_and_source(name, domain, source_data)
     split_devices = np.array([c.device for c in split_data.clips])
     targets = devices_to_adapt(domain, split_devices.tolist(), which)
-    adapters = fit(frontend=net.frontend, source=source,
+    adapters = fit(net=net, source=source,
                    targets={d: (split_data.waves, np.flatnonzero(split_devices == d)) for d in targets},
                    batch_size=batch_size, device=device) if targets else {}
     log(f"{name}: source {domain.source} <- {', '.join(adapters) or 'no device'} "
@@ -146,5 +174,5 @@ def fit_to_recordings(name: str, net, domain, source_data, target: np.ndarray, b
     (``sceneshift export RUN --adapt bandwise --adapt-to DIR``).
     """
     fit, source = method_and_source(name, domain, source_data)
-    return fit(frontend=net.frontend, source=source, targets={"target": (target, None)},
+    return fit(net=net, source=source, targets={"target": (target, None)},
                batch_size=batch_size, device=device)["target"]

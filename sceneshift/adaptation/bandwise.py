@@ -64,8 +64,10 @@ class BandwiseMatch(nn.Module):
 
 
 @ADAPTATIONS.register("bandwise")
-def fit_bandwise(frontend: nn.Module, source, targets: dict, batch_size: int = 128, device="cpu") -> dict:
-    """``{device: BandwiseMatch}`` matching each ``targets[device] = (waves, rows)`` to ``source = (waves, rows)``."""
+def fit_bandwise(net: nn.Module, source, targets: dict, batch_size: int = 128, device="cpu") -> dict:
+    """``{device: BandwiseMatch}`` matching each ``targets[device] = (waves, rows)`` to ``source = (waves, rows)``
+    in the output of ``net.frontend``."""
+    frontend = net.frontend
     sm, ss = band_statistics(frontend, *source, batch_size=batch_size, device=device)
     out = {}
     for name, (waves, rows) in targets.items():

@@ -14,7 +14,9 @@ length only (``predict`` cuts recordings into windows of that length anyway), wi
 from unlabeled recordings of it (files or folders, cut into the run's clip-length windows): the
 band-wise statistics matching of ``sceneshift evaluate --adapt bandwise`` is fitted on them against
 the run's source-device training clips and exported as part of the graph (between front end and
-backbone; a per-band scale and shift), so the deployed file needs no statistics beside it. With
+backbone; a per-band scale and shift), so the deployed file needs no statistics beside it
+(``--adapt adabn`` / ``bandwise+adabn``: the batch-norm statistics re-estimated on the recordings are
+written into the network before export, folded into its layers like its own). With
 ``--int8`` its activation ranges are calibrated on the windows of half of those recordings (the
 adapted features are what the int8 layers see) and the decisions compared with fp32 on the other
 half (on the same windows when there is one recording).
@@ -187,7 +189,7 @@ def export_onnx(run_dir: str | Path, out: str | Path | None = None, int8: bool =
                          "(its weights would be lost): export it with --frontend included")
     n = run.n_samples
     if adapt:      # read before any costly step, so a wrong option or an empty folder fails at once
-        from ..adaptation import check_method, fit_to_recordings, read_recordings
+        from ..adaptation import check_method, fit_to_recordings, install, read_recordings
         check_method(adapt, run.domain)
         target, recording, skipped = read_recordings(adapt_to, run.sample_rate, n)
     result, waves = {}, calibration_waves(run, calibration_clips, data, log=log) if int8 and (qat or not adapt) else None
@@ -198,7 +200,7 @@ def export_onnx(run_dir: str | Path, out: str | Path | None = None, int8: bool =
         result.update(tuned)
     held_out = None
     if adapt:      # fitted after QAT, which may tune a learned front end the statistics are measured through
-        net.adapt = fit_to_recordings(adapt, net, run.domain, run_split(run, data, log=log), target)
+        install(net, fit_to_recordings(adapt, net, run.domain, run_split(run, data, log=log), target))
         n_rec = int(recording.max()) + 1
         result.update(adapted={"method": adapt, "source_device": run.domain.source, "recordings": n_rec,
                                "windows": len(target), "skipped": skipped})
