@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # docs/beyond.md: the CP-ResNet rows on urban-mobile v2, then the paired comparisons, band-wise
-# matching on top of every run (with − without, paired), the int8 export with and without quantisation-aware fine-tuning, inference speed.
+# matching on top of every run (with − without, paired), batch-norm statistics re-estimated per unseen
+# device on top (adabn, bandwise+adabn), the int8 export with and without quantisation-aware fine-tuning, inference speed.
 # EPOCHS epochs each (default 30; cosine schedule, warm-up 2), one thread per run, LANES runs at a
 # time (default 2).
 # The distillation teacher is the ensemble of the seed-0 runs with DIR + Freq-MixStyle,
@@ -97,6 +98,30 @@ done
 if [ ${#rows[@]} -gt 0 ]; then
   python benchmarks/group_table.py --adapted "${rows[@]}" | tee "$OUT/table-bandwise.md" || true
 fi
+# Batch-norm statistics re-estimated on each unseen device (adabn), alone and after band-wise matching
+# (bandwise+adabn), on every evaluated run; their tables; bandwise+adabn − bandwise, paired, per three-seed row.
+for method in adabn bandwise+adabn; do
+  rows=()
+  for r in cp_resnet cp_resnet_fms cp_resnet_dir cp_resnet_dir_fms cp_resnet_kd; do
+    for s in 0 1 2; do
+      all_evaluated "$OUT/$r-s$s" || continue
+      once "$OUT" "$OUT/$r-s$s/eval/*-evaluate-$method/report.json" "$r-s$s-$method" \
+        sceneshift evaluate "$OUT/$r-s$s" --adapt "$method"
+    done
+    runs=$(with_report "*-evaluate-$method" "$OUT/$r"-s{0,1,2})
+    if [ -n "$runs" ]; then rows+=("$r + $method=$runs"); fi
+    if [ "$method" = bandwise+adabn ] && [ "$runs" = "$OUT/$r-s0,$OUT/$r-s1,$OUT/$r-s2" ] \
+       && [ "$(adapted "$OUT/$r"-s{0,1,2})" = "$runs" ]; then
+      python benchmarks/paired_seeds.py --a "$OUT/$r"-s{0,1,2} --b "$OUT/$r"-s{0,1,2} \
+        --split urban-mobile-evaluate-bandwise --split-b urban-mobile-evaluate-bandwise+adabn \
+        --names "$r + band-wise" "$r + bandwise+adabn" || echo "failed: $r bandwise+adabn" >&2
+    fi
+  done
+  if [ ${#rows[@]} -gt 0 ]; then
+    python benchmarks/group_table.py --report "urban-mobile-evaluate-$method" "${rows[@]}" \
+      | tee "$OUT/table-$method.md" || true
+  fi
+done
 # int8_scored RUN MODEL [EXPORT OPTIONS]: RUN/model.MODEL.onnx exported once, then scored once
 int8_scored() {
   local run=$1 model=$2 name; shift 2
@@ -125,6 +150,9 @@ for s in 0 1 2; do
   once "$OUT" "$kd-adapted.md" "cp_resnet_kd-s$s-adapted" \
     atomic_output "$kd-adapted.md" python benchmarks/adapted_export.py "$kd" --int8
   cat "$kd-adapted.md" 2>/dev/null || true
+  once "$OUT" "$kd-adapted-bandwise+adabn.md" "cp_resnet_kd-s$s-adapted-bandwise+adabn" \
+    atomic_output "$kd-adapted-bandwise+adabn.md" python benchmarks/adapted_export.py "$kd" --int8 --method bandwise+adabn
+  cat "$kd-adapted-bandwise+adabn.md" 2>/dev/null || true
 done
 # 3 epochs of QAT on the distilled seed-0 run, and its inference speed.
 kd="$OUT/cp_resnet_kd-s0"
