@@ -89,6 +89,8 @@ def test_batches_never_leave_a_single_clip():
     assert np.concatenate(batches_of_two_or_more(257, 128)).tolist() == list(range(257))
     with pytest.raises(ValueError, match="at least two clips"):
         batches_of_two_or_more(1, 128)
+    with pytest.raises(ValueError, match="adabn: device s4 needs at least two clips"):
+        fit_adabn(TinyNet().eval(), source=None, targets={"s4": (target_waves(1), None)})
 
 
 def test_a_network_without_batch_norm_is_refused():

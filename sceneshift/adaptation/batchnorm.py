@@ -47,11 +47,11 @@ def norm_layers(net: nn.Module) -> dict[str, nn.modules.batchnorm._BatchNorm]:
             if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats and id(m) not in skip}
 
 
-def batches_of_two_or_more(n: int, batch_size: int) -> list[np.ndarray]:
+def batches_of_two_or_more(n: int, batch_size: int, device_name: str = "the target device") -> list[np.ndarray]:
     """Row indices ``0..n-1`` in batches of ``batch_size``, a last batch of one merged into the one before
     (batch norm in training mode cannot normalise a single clip's pooled features)."""
     if n < 2:
-        raise ValueError(f"adabn: the target device needs at least two clips to measure statistics on, got {n}")
+        raise ValueError(f"adabn: {device_name} needs at least two clips to measure statistics on, got {n}")
     chunks = [np.arange(i, min(i + batch_size, n)) for i in range(0, n, max(batch_size, 2))]
     if len(chunks[-1]) == 1:
         chunks[-2:] = [np.concatenate(chunks[-2:])]
@@ -59,7 +59,8 @@ def batches_of_two_or_more(n: int, batch_size: int) -> list[np.ndarray]:
 
 
 @torch.no_grad()
-def target_norm_state(net: nn.Module, waves, rows, batch_size: int = 128, device="cpu") -> dict[str, torch.Tensor]:
+def target_norm_state(net: nn.Module, waves, rows, batch_size: int = 128, device="cpu",
+                      device_name: str = "the target device") -> dict[str, torch.Tensor]:
     """Running statistics of every batch-norm layer after the front end, measured on ``waves[rows]``
     through ``net`` as it is (with its ``adapt`` step); the network is left unchanged.
 
@@ -80,14 +81,15 @@ def target_norm_state(net: nn.Module, waves, rows, batch_size: int = 128, device
             acc[0], acc[1], acc[2] = acc[0] + x.sum(1), acc[1] + (x * x).sum(1), acc[2] + x.shape[1]
         return hook
 
+    chunks = batches_of_two_or_more(len(waves) if rows is None else len(rows), batch_size, device_name)
     was_training = net.training
+    keep = {name: {b: t.clone() for b, t in m.named_buffers()} for name, m in layers.items()}
     net.eval()
     hooks = [m.register_forward_pre_hook(record(name)) for name, m in layers.items()]
     try:
         for m in layers.values():
             m.train()                      # batch statistics, as in training; running buffers restored below
-        keep = {name: {b: t.clone() for b, t in m.named_buffers()} for name, m in layers.items()}
-        for chunk in batches_of_two_or_more(len(waves) if rows is None else len(rows), batch_size):
+        for chunk in chunks:
             for w in iter_batches(waves, len(chunk), chunk if rows is None else np.asarray(rows)[chunk], device):
                 net(w)
     finally:
@@ -109,7 +111,7 @@ def target_norm_state(net: nn.Module, waves, rows, batch_size: int = 128, device
 @ADAPTATIONS.register("adabn")
 def fit_adabn(net: nn.Module, source, targets: dict, batch_size: int = 128, device="cpu") -> dict:
     """``{device: NormStatistics}``: each target's batch-norm statistics; features unchanged (``source`` unused)."""
-    return {name: NormStatistics(None, target_norm_state(net, waves, rows, batch_size, device))
+    return {name: NormStatistics(None, target_norm_state(net, waves, rows, batch_size, device, f"device {name}"))
             for name, (waves, rows) in targets.items()}
 
 
@@ -120,5 +122,6 @@ def fit_bandwise_adabn(net: nn.Module, source, targets: dict, batch_size: int = 
     for name, match in fit_bandwise(net, source, targets, batch_size, device).items():
         waves, rows = targets[name]
         with adapted(net, match):
-            out[name] = NormStatistics(match, target_norm_state(net, waves, rows, batch_size, device))
+            out[name] = NormStatistics(match, target_norm_state(net, waves, rows, batch_size, device,
+                                                                f"device {name}"))
     return out
