@@ -37,6 +37,13 @@ def system(runs: Path, name: str):
     return load_system(runs / name, "cpu") if name.endswith(".yaml") else CachedRun(RunPredictor(runs / name, "cpu"))
 
 
+def trained(runs: Path, name: str) -> bool:
+    """A run with its weights, or a system file whose members the queue has scored (it writes the file first)."""
+    if name.endswith(".yaml"):
+        return (runs / name).is_file() and any((runs / f"{name[:-5]}-eval").glob("*/report.json"))
+    return (runs / name / "model.pt").is_file()
+
+
 def main(argv=None):
     from sceneshift.data.splits import DataSource
     from sceneshift.evaluation.bootstrap import cluster_keys, observed_difference, paired_bootstrap
@@ -50,8 +57,7 @@ def main(argv=None):
     correct = {}
     print("| comparison | " + " | ".join(groups) + " |\n|---|" + "---|" * len(groups))
     for label, a, b in PAIRS:
-        missing = [n for n in (a, b) if not (runs / n).is_file() and not (runs / n / "model.pt").is_file()]
-        if missing:                    # a queue run with ONLY=... leaves some rows out
+        if not (trained(runs, a) and trained(runs, b)):   # a queue run with ONLY=... leaves some rows out
             print(f"| {label} | " + " | ".join(["not run"] * len(groups)) + " |")
             continue
         for name in (a, b):
