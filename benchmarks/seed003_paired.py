@@ -37,16 +37,10 @@ def system(runs: Path, name: str):
     return load_system(runs / name, "cpu") if name.endswith(".yaml") else CachedRun(RunPredictor(runs / name, "cpu"))
 
 
-def trained(runs: Path, name: str) -> bool:
-    """A run with its weights, or a system file whose members the queue has scored (it writes the file first)."""
-    if name.endswith(".yaml"):
-        return (runs / name).is_file() and any((runs / f"{name[:-5]}-eval").glob("*/report.json"))
-    return (runs / name / "model.pt").is_file()
-
-
 def main(argv=None):
     from sceneshift.data.splits import DataSource
     from sceneshift.evaluation.bootstrap import cluster_keys, observed_difference, paired_bootstrap
+    from seed003_report import find_report     # the same report lookup as the tables (this folder)
     runs = Path((argv or sys.argv[1:] or ["runs/seed003"])[0])
     first = system(runs, "resnet")
     source = DataSource(first.cfg["data"], first.domain, log=lambda *a: None)
@@ -57,7 +51,8 @@ def main(argv=None):
     correct = {}
     print("| comparison | " + " | ".join(groups) + " |\n|---|" + "---|" * len(groups))
     for label, a, b in PAIRS:
-        if not (trained(runs, a) and trained(runs, b)):   # a queue run with ONLY=... leaves some rows out
+        # only what the queue scored: a run with ONLY=... leaves rows out, and writes every system file first
+        if find_report(runs, a.removesuffix(".yaml")) is None or find_report(runs, b.removesuffix(".yaml")) is None:
             print(f"| {label} | " + " | ".join(["not run"] * len(groups)) + " |")
             continue
         for name in (a, b):
