@@ -13,7 +13,8 @@
 # LANES; ONLY="cp_resnet_kd-s2 ..." runs only those jobs (the teacher's members are run when a
 # distilled job is asked for); EXTRA="key=value ..." overrides for every run (an OUT keeps one), e.g.
 # EXTRA=train.ema_decay=0.995 for the weight-averaged rows; TEACHER=RUN_OR_ENSEMBLE_FILE distils from
-# that teacher instead (its members are then not trained here).
+# that teacher instead (its members are then not trained here; choose it on the validation split with
+# benchmarks/pick_teacher.py).
 set -euo pipefail
 source "$(dirname "$0")/_jobs.sh"
 OUT=${1:-runs/beyond}
