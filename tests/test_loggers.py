@@ -68,6 +68,24 @@ def wandb_records(path: Path) -> list:
     return records
 
 
+def finished_wandb_records(path: Path, timeout: float = 120.0) -> list:
+    """The records of a finished segment. W&B's service process writes the file and may still be
+    flushing it when ``run.finish()`` has returned (seen once on a loaded machine: the report's
+    summary missing), so wait for the segment's ``exit`` record before reading it."""
+    import time
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            records = wandb_records(path)
+        except Exception:                       # a record cut off mid-write
+            if time.monotonic() > deadline:
+                raise
+            records = []
+        if any(r.WhichOneof("record_type") == "exit" for r in records) or time.monotonic() > deadline:
+            return records
+        time.sleep(0.5)
+
+
 def wandb_values(records, kind: str) -> dict:
     """``config``, ``history`` or ``summary`` records as one {key: value} (the last value of each key)."""
     out = {}
@@ -126,7 +144,7 @@ def test_tensorboard_and_wandb_get_the_recipe_the_curve_and_the_device_report(ti
     segments = sorted((run / "logs" / "wandb").glob("offline-run-*/run-*.wandb"))
     run_id = (run / "logs" / "wandb.id").read_text().strip()
     assert len(segments) == 2 and all(p.name == f"run-{run_id}.wandb" for p in segments)
-    trained, reported = wandb_records(segments[0]), wandb_records(segments[1])
+    trained, reported = finished_wandb_records(segments[0]), finished_wandb_records(segments[1])
     config = wandb_values(trained, "config")
     assert config["train"]["lr"] == pytest.approx(0.0007) and config["model"]["name"] == "kaggle_cnn"
     assert "val/acc" in wandb_values(trained, "history")
