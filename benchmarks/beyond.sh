@@ -14,7 +14,7 @@
 # distilled job is asked for); EXTRA="key=value ..." overrides for every run (an OUT keeps one), e.g.
 # EXTRA=train.ema_decay=0.995 for the weight-averaged rows; TEACHER=RUN_OR_ENSEMBLE_FILE distils from
 # that teacher instead (its members are then not trained here; choose it on the validation split with
-# benchmarks/pick_teacher.py).
+# benchmarks/pick_teacher.py); STUDENT_SEEDS="0 1 2 3 4 5 6" trains (and adapts, exports) more distilled seeds.
 set -euo pipefail
 source "$(dirname "$0")/_jobs.sh"
 OUT=${1:-runs/beyond}
@@ -41,7 +41,9 @@ worker() {   # recipe:seed ... in priority order
     claimed_train_job "$OUT/$job" "$r" train.seed="$s" $COMMON $extra
   done
 }
-STUDENTS="cp_resnet_kd:0 cp_resnet_kd:1 cp_resnet_kd:2"
+STUDENT_SEEDS=${STUDENT_SEEDS:-0 1 2}
+STUDENTS=$(printf 'cp_resnet_kd:%s ' $STUDENT_SEEDS)
+seeds_of() { if [ "$1" = cp_resnet_kd ]; then echo $STUDENT_SEEDS; else echo 0 1 2; fi; }   # RECIPE: its seeds here
 PLAIN="cp_resnet_dir_fms:0 cp_resnet_fms:0 cp_resnet_dir:0 cp_resnet_dir_fms:1 cp_resnet_dir_fms:2 cp_resnet_fms:1
   cp_resnet_fms:2 cp_resnet:0 cp_resnet:1 cp_resnet:2 cp_resnet_dir:1 cp_resnet_dir:2"
 teacher_yaml() { printf 'ensemble:\n'; printf '  - %s\n' $TEACHER_MEMBERS; }
@@ -70,7 +72,7 @@ done
 # Tables: every row with its evaluated seeds, then the paired comparisons of the three-seed rows.
 rows=()
 for r in cp_resnet cp_resnet_fms cp_resnet_dir cp_resnet_dir_fms cp_resnet_kd; do
-  runs=$(evaluated "$OUT/$r"-s{0,1,2})
+  runs=$(evaluated $(printf "$OUT/$r-s%s " $(seeds_of "$r")))
   if [ -n "$runs" ]; then rows+=("$r=$runs"); fi
 done
 if [ ${#rows[@]} -gt 0 ]; then python benchmarks/group_table.py "${rows[@]}" | tee "$OUT/table.md" || true; fi
@@ -84,15 +86,16 @@ done
 # Band-wise matching on top of every evaluated run; its table; with − without, paired, per three-seed row.
 rows=()
 for r in cp_resnet cp_resnet_fms cp_resnet_dir cp_resnet_dir_fms cp_resnet_kd; do
-  for s in 0 1 2; do
+  for s in $(seeds_of "$r"); do
     all_evaluated "$OUT/$r-s$s" || continue
     once "$OUT" "$OUT/$r-s$s/eval/*-bandwise/report.json" "$r-s$s-bandwise" \
       sceneshift evaluate "$OUT/$r-s$s" --adapt bandwise
   done
-  runs=$(adapted "$OUT/$r"-s{0,1,2})
+  all=($(printf "$OUT/$r-s%s " $(seeds_of "$r")))
+  runs=$(adapted "${all[@]}")
   if [ -n "$runs" ]; then rows+=("$r + band-wise=$runs"); fi
-  if [ "$runs" = "$OUT/$r-s0,$OUT/$r-s1,$OUT/$r-s2" ]; then
-    python benchmarks/paired_seeds.py --a "$OUT/$r"-s{0,1,2} --b "$OUT/$r"-s{0,1,2} \
+  if [ "$runs" = "$(IFS=,; echo "${all[*]}")" ]; then
+    python benchmarks/paired_seeds.py --a "${all[@]}" --b "${all[@]}" \
       --split-b urban-mobile-evaluate-bandwise --names "$r" "$r + band-wise" || echo "failed: $r band-wise" >&2
   fi
 done
@@ -104,16 +107,17 @@ fi
 for method in adabn bandwise+adabn; do
   rows=()
   for r in cp_resnet cp_resnet_fms cp_resnet_dir cp_resnet_dir_fms cp_resnet_kd; do
-    for s in 0 1 2; do
+    for s in $(seeds_of "$r"); do
       all_evaluated "$OUT/$r-s$s" || continue
       once "$OUT" "$OUT/$r-s$s/eval/*-evaluate-$method/report.json" "$r-s$s-$method" \
         sceneshift evaluate "$OUT/$r-s$s" --adapt "$method"
     done
-    runs=$(with_report "*-evaluate-$method" "$OUT/$r"-s{0,1,2})
+    all=($(printf "$OUT/$r-s%s " $(seeds_of "$r")))
+    runs=$(with_report "*-evaluate-$method" "${all[@]}")
     if [ -n "$runs" ]; then rows+=("$r + $method=$runs"); fi
-    if [ "$method" = bandwise+adabn ] && [ "$runs" = "$OUT/$r-s0,$OUT/$r-s1,$OUT/$r-s2" ] \
-       && [ "$(adapted "$OUT/$r"-s{0,1,2})" = "$runs" ]; then
-      python benchmarks/paired_seeds.py --a "$OUT/$r"-s{0,1,2} --b "$OUT/$r"-s{0,1,2} \
+    if [ "$method" = bandwise+adabn ] && [ "$runs" = "$(IFS=,; echo "${all[*]}")" ] \
+       && [ "$(adapted "${all[@]}")" = "$runs" ]; then
+      python benchmarks/paired_seeds.py --a "${all[@]}" --b "${all[@]}" \
         --split urban-mobile-evaluate-bandwise --split-b urban-mobile-evaluate-bandwise+adabn \
         --names "$r + band-wise" "$r + bandwise+adabn" || echo "failed: $r bandwise+adabn" >&2
     fi
@@ -144,7 +148,7 @@ fi
 all_evaluated "$OUT/cp_resnet_dir_fms-s0" && int8_scored "$OUT/cp_resnet_dir_fms-s0" int8 --int8
 # The distilled runs, the steadiest row with band-wise matching, as int8 files: plain (source-device
 # accuracy) and adapted to each unseen device (the deployable form of "distilled + band-wise").
-for s in 0 1 2; do
+for s in $STUDENT_SEEDS; do
   kd="$OUT/cp_resnet_kd-s$s"
   all_evaluated "$kd" || continue
   int8_scored "$kd" int8 --int8
