@@ -127,6 +127,22 @@ for method in adabn bandwise+adabn; do
       | tee "$OUT/table-$method.md" || true
   fi
 done
+# Which adaptation to ship with the distilled runs, chosen on validation: it has no unseen device, so every
+# non-source device of the validation split is adapted (--adapt-all) and stands in; paired over the seeds.
+kd_all=($(printf "$OUT/cp_resnet_kd-s%s " $STUDENT_SEEDS))
+for kd in "${kd_all[@]}"; do
+  all_evaluated "$kd" || continue
+  for method in bandwise bandwise+adabn; do
+    once "$OUT" "$kd/eval/*-validate-$method-all/report.json" "$(basename "$kd")-validate-$method" \
+      sceneshift evaluate "$kd" --split validate --adapt "$method" --adapt-all
+  done
+done
+if [ "$(with_report '*-validate-bandwise-all' "${kd_all[@]}")" = "$(IFS=,; echo "${kd_all[*]}")" ] \
+   && [ "$(with_report '*-validate-bandwise+adabn-all' "${kd_all[@]}")" = "$(IFS=,; echo "${kd_all[*]}")" ]; then
+  python benchmarks/paired_seeds.py --a "${kd_all[@]}" --b "${kd_all[@]}" --split urban-mobile-validate-bandwise-all \
+    --split-b urban-mobile-validate-bandwise+adabn-all --names "band-wise (validation)" "bandwise+adabn (validation)" \
+    | tee "$OUT/validate-adaptation.md" || echo "failed: validation choice of adaptation" >&2
+fi
 # int8_scored RUN MODEL [EXPORT OPTIONS]: RUN/model.MODEL.onnx exported once, then scored once
 int8_scored() {
   local run=$1 model=$2 name; shift 2
