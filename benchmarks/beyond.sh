@@ -175,6 +175,10 @@ for s in $STUDENT_SEEDS; do
     atomic_output "$kd-adapted-bandwise+adabn.md" python benchmarks/adapted_export.py "$kd" --int8 --method bandwise+adabn
   cat "$kd-adapted-bandwise+adabn.md" 2>/dev/null || true
 done
+# The deployed files' source − unseen gap over the distilled seeds, with both adaptations (once all are exported)
+for method in bandwise bandwise+adabn; do
+  python benchmarks/deployed_gap.py "${kd_all[@]}" --method "$method" || true
+done
 # 3 epochs of QAT on the distilled seed-0 run, and its inference speed.
 kd="$OUT/cp_resnet_kd-s0"
 if all_evaluated "$kd"; then

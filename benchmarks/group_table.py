@@ -5,6 +5,8 @@
 
 Each argument is ``label=RUN[,RUN...]``; a RUN may also be an exported ``.onnx`` file or a system
 file (its report folder is ``NAME-eval``). ``--adapted`` reads the ``-bandwise`` reports.
+``--interval`` adds under each row of several seeds the 95 % t-interval of its mean (mean ±
+t(0.975, n − 1) · sd / √n), e.g. whether the source − unseen gap is below a goal.
 The best validation epoch of each run (``summary.json``) is listed, so a reader sees whether
 the schedule was long enough.
 """
@@ -15,6 +17,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+from scipy import stats
 
 GROUPS = ("source", "seen", "unseen", "overall", "macro")
 
@@ -48,11 +51,17 @@ def fmt(v: list[float]) -> str:
     return f"{np.mean(v):.1f}" if len(v) == 1 else f"{np.mean(v):.1f} ± {np.std(v, ddof=1):.1f}"
 
 
+def interval(v: list[float]) -> str:
+    half = stats.t.ppf(0.975, len(v) - 1) * np.std(v, ddof=1) / np.sqrt(len(v))
+    return f"[{np.mean(v) - half:.1f}, {np.mean(v) + half:.1f}]"
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("rows", nargs="+", metavar="label=RUN[,RUN...]")
     ap.add_argument("--report", default="urban-mobile-evaluate")
     ap.add_argument("--adapted", action="store_true", help="read the band-wise adapted reports")
+    ap.add_argument("--interval", action="store_true", help="add each row's 95 %% t-interval of the mean (2+ seeds)")
     a = ap.parse_args(argv)
     print("| setting | n | " + " | ".join(GROUPS) + " | source − unseen | best epoch |")
     print("|---|---|" + "---|" * (len(GROUPS) + 2))
@@ -63,6 +72,9 @@ def main(argv=None):
         gap = [s - u for s, u in zip(values["source"], values["unseen"])]
         print(f"| {label} | {len(paths)} | " + " | ".join(fmt(values[g]) for g in GROUPS)
               + f" | {fmt(gap)} | {', '.join(epochs) or '-'} |")
+        if a.interval and len(paths) > 1:
+            print(f"| {label}: 95 % t-interval | | " + " | ".join(interval(values[g]) for g in GROUPS)
+                  + f" | {interval(gap)} | |")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,69 @@
+"""The source − unseen gap of the deployed int8 files, per seed, with its mean, std and 95 % t-interval.
+
+What benchmarks/beyond.sh leaves for each distilled RUN: the int8 file's evaluation
+(``RUN/model.int8-eval/*/report.json``: the source device's accuracy) and adapted_export.py's table
+(``RUN-adapted.md``, or ``RUN-adapted-METHOD.md`` for another method: one int8 file per unseen
+device, adapted to it; its mean row). The gap is source − the mean of the adapted files.
+
+    python benchmarks/deployed_gap.py runs/beyond_kdhet/cp_resnet_kd-s{0,1,2} [--method bandwise+adabn]
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+from pathlib import Path
+
+import numpy as np
+from scipy import stats
+
+
+def int8_source(run: Path) -> float:
+    reports = sorted(glob.glob(str(run / "model.int8-eval" / "*" / "report.json")))
+    if not reports:
+        raise SystemExit(f"deployed_gap.py: {run} has no int8 evaluation ({run}/model.int8-eval/*/report.json)")
+    return 100 * json.loads(Path(reports[0]).read_text())["groups"]["source"]["accuracy"]
+
+
+def adapted_int8(run: Path, method: str) -> tuple[float, list[str]]:
+    """Mean and per-device accuracy of the adapted int8 files, from adapted_export.py's table."""
+    path = run.parent / f"{run.name}-adapted{'' if method == 'bandwise' else '-' + method}.md"
+    if not path.is_file():
+        raise SystemExit(f"deployed_gap.py: {path} is missing (python benchmarks/adapted_export.py {run} --int8"
+                         f"{'' if method == 'bandwise' else ' --method ' + method})")
+    rows = [[c.strip() for c in line.strip().strip("|").split("|")] for line in path.read_text().splitlines()
+            if line.startswith("|")]
+    header, body = rows[0], rows[2:]
+    if "adapted file int8" not in header:
+        raise SystemExit(f"deployed_gap.py: {path} has no int8 column (exported without --int8?)")
+    col = header.index("adapted file int8")
+    devices = [f"{r[0]} {r[col]}" for r in body if r[0] != "mean"]
+    mean = [float(r[col]) for r in body if r[0] == "mean"]
+    if not mean:
+        raise SystemExit(f"deployed_gap.py: {path} has no mean row")
+    return mean[0], devices
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("runs", nargs="+", type=Path)
+    ap.add_argument("--method", default="bandwise", help="the adaptation of the files (bandwise, adabn, bandwise+adabn)")
+    a = ap.parse_args(argv)
+    print(f"| run | int8 source | {a.method} int8 files, unseen (per device) | gap |")
+    print("|---|---|---|---|")
+    source, unseen = [], []
+    for run in a.runs:
+        s, (u, devices) = int8_source(run), adapted_int8(run, a.method)
+        source.append(s)
+        unseen.append(u)
+        print(f"| {run} | {s:.1f} | {u:.1f} ({', '.join(devices)}) | {s - u:.1f} |")
+    gap = np.subtract(source, unseen)
+    if len(gap) > 1:
+        half = stats.t.ppf(0.975, len(gap) - 1) * np.std(gap, ddof=1) / np.sqrt(len(gap))
+        print(f"| mean ± std (n = {len(gap)}) | {np.mean(source):.1f} ± {np.std(source, ddof=1):.1f} | "
+              f"{np.mean(unseen):.1f} ± {np.std(unseen, ddof=1):.1f} | {np.mean(gap):.1f} ± {np.std(gap, ddof=1):.1f} |")
+        print(f"| gap: 95 % t-interval of the mean | | | [{np.mean(gap) - half:.1f}, {np.mean(gap) + half:.1f}] |")
+
+
+if __name__ == "__main__":
+    main()
