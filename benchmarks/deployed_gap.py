@@ -15,7 +15,8 @@ import json
 from pathlib import Path
 
 import numpy as np
-from scipy import stats
+
+from sceneshift.evaluation.bootstrap import seed_t_interval
 
 
 def int8_source(run: Path) -> float:
@@ -59,10 +60,10 @@ def main(argv=None):
         print(f"| {run} | {s:.1f} | {u:.1f} ({', '.join(devices)}) | {s - u:.1f} |")
     gap = np.subtract(source, unseen)
     if len(gap) > 1:
-        half = stats.t.ppf(0.975, len(gap) - 1) * np.std(gap, ddof=1) / np.sqrt(len(gap))
+        lo, hi = seed_t_interval(gap)
         print(f"| mean ± std (n = {len(gap)}) | {np.mean(source):.1f} ± {np.std(source, ddof=1):.1f} | "
               f"{np.mean(unseen):.1f} ± {np.std(unseen, ddof=1):.1f} | {np.mean(gap):.1f} ± {np.std(gap, ddof=1):.1f} |")
-        print(f"| gap: 95 % t-interval of the mean | | | [{np.mean(gap) - half:.1f}, {np.mean(gap) + half:.1f}] |")
+        print(f"| gap: 95 % t-interval of the mean | | | [{lo:.1f}, {hi:.1f}] |")
 
 
 if __name__ == "__main__":

@@ -17,7 +17,8 @@ import json
 from pathlib import Path
 
 import numpy as np
-from scipy import stats
+
+from sceneshift.evaluation.bootstrap import seed_t_interval
 
 GROUPS = ("source", "seen", "unseen", "overall", "macro")
 
@@ -52,8 +53,8 @@ def fmt(v: list[float]) -> str:
 
 
 def interval(v: list[float]) -> str:
-    half = stats.t.ppf(0.975, len(v) - 1) * np.std(v, ddof=1) / np.sqrt(len(v))
-    return f"[{np.mean(v) - half:.1f}, {np.mean(v) + half:.1f}]"
+    lo, hi = seed_t_interval(v)
+    return f"[{lo:.1f}, {hi:.1f}]"
 
 
 def main(argv=None):

@@ -22,9 +22,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from scipy import stats
 
-from sceneshift.evaluation.bootstrap import cluster_keys, paired_bootstrap, paired_predictions, read_predictions
+from sceneshift.evaluation.bootstrap import (cluster_keys, paired_bootstrap, paired_predictions, read_predictions,
+                                             seed_t_interval)
 
 
 def accuracies(run: Path, split: str) -> dict:
@@ -82,9 +82,9 @@ def main(argv=None):
         if len(d) < 2:                 # one seed: no spread over seeds, only the bootstrap over recordings
             print(f"| {g} | {x.mean():.1f} | {y.mean():.1f} | {d.mean():+.1f} (one seed) | {bs} |")
             continue
-        half = stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
+        lo, hi = seed_t_interval(d)
         print(f"| {g} | {x.mean():.1f} ± {x.std(ddof=1):.1f} | {y.mean():.1f} ± {y.std(ddof=1):.1f} | "
-              f"{d.mean():+.1f} [{d.mean() - half:+.1f}, {d.mean() + half:+.1f}] | {bs} |")
+              f"{d.mean():+.1f} [{lo:+.1f}, {hi:+.1f}] | {bs} |")
 
 
 if __name__ == "__main__":

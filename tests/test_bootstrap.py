@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from sceneshift.evaluation.bootstrap import (cluster_key, cluster_keys, observed_difference, paired_bootstrap,
-                                             paired_predictions)
+                                             paired_predictions, seed_t_interval)
 
 DEVICES = ["a", "b", "c", "s1", "s2", "s3", "s4", "s5", "s6"]
 
@@ -124,3 +124,12 @@ def test_pairing_is_by_file_name():
         paired_bootstrap(a, b[:10], devices, groups, clusters=files)
     with pytest.raises(ValueError, match="cluster keys"):
         paired_bootstrap(a, b, devices, groups, clusters=files[:10])
+
+
+def test_seed_t_interval_is_students_t_over_the_seeds():
+    lo, hi = seed_t_interval([1.0, 2.0, 3.0])          # mean 2, sd 1, t(0.975, 2) = 4.3027
+    assert lo == pytest.approx(2 - 4.302653 / np.sqrt(3), abs=1e-5)
+    assert hi == pytest.approx(2 + 4.302653 / np.sqrt(3), abs=1e-5)
+    assert seed_t_interval([5.0, 5.0]) == (5.0, 5.0)
+    with pytest.raises(ValueError, match="two or more seeds"):
+        seed_t_interval([1.0])

@@ -17,7 +17,8 @@ a cluster of its own, and then this is the ordinary clip bootstrap.
 
 Why here: ``sceneshift compare`` (one run against another), ``benchmarks/paired_seeds.py``
 (several seeds per setting, seed pairs resampled too) and ``benchmarks/seed003_paired.py`` need
-the same estimate, so there is one implementation.
+the same estimate, so there is one implementation. Its companion over training seeds alone,
+``seed_t_interval`` (Student's t of a mean over per-seed values), serves the benchmark tables.
 """
 from __future__ import annotations
 
@@ -25,10 +26,23 @@ import csv
 from pathlib import Path
 
 import numpy as np
+from scipy import stats
 
 from ..data.datasets.tau import device_of, location_of
 
 CLUSTERS = ("segment", "location", "clip")
+
+
+def seed_t_interval(values, level: float = 0.95) -> tuple[float, float]:
+    """Interval of the mean of per-seed values: mean ± t((1 + level) / 2, n − 1) · sd / √n (n ≥ 2).
+
+    It counts only how much the training seed moves a figure (with three seeds it is wide); the
+    bootstrap below also counts the choice of test clips."""
+    v = np.asarray(values, dtype=float)
+    if v.size < 2:
+        raise ValueError(f"a t-interval needs two or more seeds (got {v.size})")
+    half = stats.t.ppf((1 + level) / 2, v.size - 1) * v.std(ddof=1) / np.sqrt(v.size)
+    return float(v.mean() - half), float(v.mean() + half)
 
 
 def read_predictions(path: str | Path) -> tuple[dict, dict] | None:
