@@ -127,8 +127,9 @@ for method in adabn bandwise+adabn; do
       | tee "$OUT/table-$method.md" || true
   fi
 done
-# Which adaptation to ship with the distilled runs, chosen on validation: it has no unseen device, so every
+# The two adaptations of the distilled runs compared on validation: it has no unseen device, so every
 # non-source device of the validation split is adapted (--adapt-all) and stands in; paired over the seeds.
+# (docs/beyond.md: on four run families this did not predict which adaptation helps on unseen devices.)
 kd_all=($(printf "$OUT/cp_resnet_kd-s%s " $STUDENT_SEEDS))
 for kd in "${kd_all[@]}"; do
   all_evaluated "$kd" || continue
