@@ -35,9 +35,11 @@ claimed_train_job() {
 }
 
 # all_evaluated RUN...: true when every given run has an evaluation report
-all_evaluated() {
-  local r
-  for r in "$@"; do compgen -G "$r/eval/*/report.json" > /dev/null || return 1; done
+all_evaluated() { all_with_report '*' "$@"; }
+# all_with_report FOLDER_GLOB RUN...: true when every given run has RUN/eval/FOLDER_GLOB/report.json
+all_with_report() {
+  local r glob=$1; shift
+  for r in "$@"; do compgen -G "$r/eval/$glob/report.json" > /dev/null || return 1; done
 }
 
 # atomic_output FILE CMD...: CMD's standard output becomes FILE only if CMD succeeds (a per-process temporary

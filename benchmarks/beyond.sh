@@ -94,7 +94,7 @@ for r in cp_resnet cp_resnet_fms cp_resnet_dir cp_resnet_dir_fms cp_resnet_kd; d
   all=($(printf "$OUT/$r-s%s " $(seeds_of "$r")))
   runs=$(adapted "${all[@]}")
   if [ -n "$runs" ]; then rows+=("$r + band-wise=$runs"); fi
-  if [ "$runs" = "$(IFS=,; echo "${all[*]}")" ]; then
+  if all_with_report '*-bandwise' "${all[@]}"; then
     python benchmarks/paired_seeds.py --a "${all[@]}" --b "${all[@]}" \
       --split-b urban-mobile-evaluate-bandwise --names "$r" "$r + band-wise" || echo "failed: $r band-wise" >&2
   fi
@@ -115,8 +115,8 @@ for method in adabn bandwise+adabn; do
     all=($(printf "$OUT/$r-s%s " $(seeds_of "$r")))
     runs=$(with_report "*-evaluate-$method" "${all[@]}")
     if [ -n "$runs" ]; then rows+=("$r + $method=$runs"); fi
-    if [ "$method" = bandwise+adabn ] && [ "$runs" = "$(IFS=,; echo "${all[*]}")" ] \
-       && [ "$(adapted "${all[@]}")" = "$runs" ]; then
+    if [ "$method" = bandwise+adabn ] && all_with_report "*-evaluate-$method" "${all[@]}" \
+       && all_with_report '*-bandwise' "${all[@]}"; then
       python benchmarks/paired_seeds.py --a "${all[@]}" --b "${all[@]}" \
         --split urban-mobile-evaluate-bandwise --split-b urban-mobile-evaluate-bandwise+adabn \
         --names "$r + band-wise" "$r + bandwise+adabn" || echo "failed: $r bandwise+adabn" >&2
@@ -138,8 +138,7 @@ for kd in "${kd_all[@]}"; do
       sceneshift evaluate "$kd" --split validate --adapt "$method" --adapt-all
   done
 done
-if [ "$(with_report '*-validate-bandwise-all' "${kd_all[@]}")" = "$(IFS=,; echo "${kd_all[*]}")" ] \
-   && [ "$(with_report '*-validate-bandwise+adabn-all' "${kd_all[@]}")" = "$(IFS=,; echo "${kd_all[*]}")" ]; then
+if all_with_report '*-validate-bandwise-all' "${kd_all[@]}" && all_with_report '*-validate-bandwise+adabn-all' "${kd_all[@]}"; then
   python benchmarks/paired_seeds.py --a "${kd_all[@]}" --b "${kd_all[@]}" --split urban-mobile-validate-bandwise-all \
     --split-b urban-mobile-validate-bandwise+adabn-all --names "band-wise (validation)" "bandwise+adabn (validation)" \
     | tee "$OUT/validate-adaptation.md" || echo "failed: validation choice of adaptation" >&2
