@@ -133,3 +133,41 @@ def test_seed_t_interval_is_students_t_over_the_seeds():
     assert seed_t_interval([5.0, 5.0]) == (5.0, 5.0)
     with pytest.raises(ValueError, match="two or more seeds"):
         seed_t_interval([1.0])
+
+
+def test_heldout_choice_reads_the_held_out_device_and_pairs_the_runs(tmp_path, capsys):
+    """benchmarks/heldout_choice.py: validation accuracy pooled over the held-out device only, unseen
+    accuracy of the evaluation split, paired differences over runs, and each split's choice."""
+    import importlib.util
+    import json
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "heldout_choice.py"
+    spec = importlib.util.spec_from_file_location("heldout_choice", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+
+    def write(run, folder, devices, unseen=None):
+        rep = {"devices": {d: {"accuracy": a, "n": n} for d, (a, n) in devices.items()},
+               "groups": {"unseen": {"accuracy": unseen}} if unseen is not None else {}}
+        (run / "eval" / folder).mkdir(parents=True)
+        (run / "eval" / folder / "report.json").write_text(json.dumps(rep))
+
+    runs = []
+    for k, (held, gain) in enumerate((("s1", 0.10), ("s2", 0.20))):
+        run = tmp_path / f"r-no_{held}-s{k}"
+        run.mkdir()
+        (run / "config.yaml").write_text(f"data:\n  exclude_devices: [{held}]\n")
+        for i, (suffix, a) in enumerate((("", 0.5), ("-bandwise", 0.5 + gain), ("-bandwise+adabn", 0.5))):
+            # the other device (b) must not count: it was trained on
+            write(run, f"um-validate{suffix}", {held: (a, 100), "b": (0.9, 300)})
+            write(run, f"um-evaluate{suffix}", {}, unseen=0.4 + 0.1 * i)
+        runs.append(run)
+    mod.main([str(r) for r in runs])
+    out = capsys.readouterr().out
+    assert "| r-no_s1-s0 | s1 | 50.0 | 60.0 | 50.0 | 40.0 | 50.0 | 60.0 |" in out
+    assert "| bandwise − none | +15.0 [-48.5, +78.5] (per run +10.0, +20.0) | +10.0 [+10.0, +10.0]" in out
+    assert "Chosen on validation (highest mean on the held-out device): bandwise; best on the unseen devices " \
+           "of the evaluation split: bandwise+adabn (n = 2 runs)" in out
+    (runs[0] / "config.yaml").write_text("data: {}\n")
+    with pytest.raises(SystemExit, match="trained on every device"):
+        mod.main([str(r) for r in runs])

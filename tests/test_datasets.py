@@ -151,3 +151,32 @@ def test_unrecognised_folder(tmp_path):
     (tmp_path / "notes.txt").write_text("hello")
     with pytest.raises(FileNotFoundError, match="not a dataset sceneshift recognises"):
         open_dataset(tmp_path)
+
+
+def test_exclude_devices_holds_a_device_out_of_training_only(tiny_benchmark):
+    """``data.exclude_devices``: the device leaves the training split and becomes one the run never
+    heard, so ``evaluate --split validate --adapt`` adapts it alone (a held-out-device validation)."""
+    from sceneshift.adaptation import devices_to_adapt
+    from sceneshift.data.domain import Domain
+    from sceneshift.training.recipe import load_recipe
+    cfg = load_recipe("baseline", ["data.exclude_devices=[s3]"])
+    cfg["data"]["root"] = str(tiny_benchmark)
+    source = DataSource(cfg["data"], log=QUIET)
+    full = open_dataset(tiny_benchmark)
+    train = source.clips("train")
+    assert {c.device for c in train} == {c.device for c in full.clips("train")} - {"s3"}
+    assert len(train) == sum(c.device != "s3" for c in full.clips("train"))
+    assert source.clips("validate") == full.clips("validate")          # only training loses the device
+    domain = Domain.from_dataset(source.adapter, train)
+    source.domain = domain
+    assert "s3" not in domain.devices
+    val = source.split("validate")
+    assert (val.devices[val.rows(device="s3")] == -1).all() and len(val.rows(device="s3"))
+    assert devices_to_adapt(domain, [c.device for c in val.clips]) == ["s3"]
+    assert len(source.split("train").clips) == len(train)
+    for bad, message in ((["s9"], "s9 not a device of split 'train'"), (["a"], "a is the source device")):
+        cfg["data"]["exclude_devices"] = bad
+        with pytest.raises(ValueError, match=message):
+            DataSource(cfg["data"], log=QUIET).clips("train")
+    with pytest.raises(RecipeError, match="exclude_devices"):
+        load_recipe("baseline", ["data.exclude_devices=s3"])

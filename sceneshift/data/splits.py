@@ -66,7 +66,23 @@ class DataSource:
         self._splits: dict[str, SplitData] = {}
 
     def clips(self, split: str) -> list[Clip]:
-        return self.adapter.clips(split)
+        """The clips of ``split``; the training split without the devices of ``data.exclude_devices``."""
+        clips = self.adapter.clips(split)
+        held_out = self.cfg.get("exclude_devices") or []
+        if not held_out or split != self.cfg.get("train_split", "train"):
+            return clips
+        present = {c.device for c in clips}
+        unknown = [d for d in held_out if d not in present]
+        if unknown:
+            raise ValueError(f"data.exclude_devices: {', '.join(unknown)} not a device of split {split!r} "
+                             f"(devices: {', '.join(sorted(present, key=str))})")
+        if self.adapter.source_device in held_out:
+            raise ValueError(f"data.exclude_devices: {self.adapter.source_device} is the source device; "
+                             f"training and adaptation need its clips")
+        kept = [c for c in clips if c.device not in held_out]
+        if not kept:
+            raise ValueError(f"data.exclude_devices: excludes every device of split {split!r}")
+        return kept
 
     def split(self, name: str) -> SplitData:
         if name not in self._splits:
@@ -74,7 +90,7 @@ class DataSource:
         return self._splits[name]
 
     def _load(self, split: str) -> SplitData:
-        cfg, clips = self.cfg, self.adapter.clips(split)
+        cfg, clips = self.cfg, self.clips(split)
         if not clips:
             raise ValueError(f"{self.adapter.root}: split {split!r} lists no clip")
         if cfg.get("features"):     # precomputed feature arrays instead of audio (data/features.py)

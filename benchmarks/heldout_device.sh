@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# docs/beyond.md, "Choosing the adaptation on a held-out device": for each recipe, one run per seen
+# device left out of training (data.exclude_devices; seed k for the k-th device), then each run's
+# held-out device adapted on the validation split and its unseen devices on the evaluation split, with
+# no adaptation, band-wise matching and bandwise+adabn; benchmarks/heldout_choice.py tabulates whether
+# the choice made on the held-out device is the one that helps the unseen devices.
+# Usage: bash benchmarks/heldout_device.sh [OUT=runs/heldout]
+# Environment: RECIPES ("baseline cp_resnet_dir_fms"), HELD_OUT ("s1 s2 s3"), LANES (2 runs at a time),
+# EPOCHS (30; an OUT keeps one), EXTRA="key=value ..." for every run (e.g. data.root=... for a tiny copy). Jobs are claimed (OUT/<job>.claim), so the script can be rerun or run twice.
+set -euo pipefail
+source "$(dirname "$0")/_jobs.sh"
+OUT=${1:-runs/heldout}
+EPOCHS=${EPOCHS:-30}
+RECIPES=${RECIPES:-baseline cp_resnet_dir_fms}
+HELD_OUT=${HELD_OUT:-s1 s2 s3}
+METHODS="bandwise bandwise+adabn"
+COMMON="train.progress=false train.threads=1 train.channels_last=true train.cache_features=true train.epochs=$EPOCHS ${EXTRA:-}"
+mkdir -p "$OUT"
+same_schedule "$OUT" "$EPOCHS${EXTRA:+ $EXTRA}"
+jobs_of() {   # RECIPE: its run folders, one per held-out device
+  local k=0 d
+  for d in $HELD_OUT; do echo "$OUT/$1-no_$d-s$k"; k=$((k + 1)); done
+}
+evaluations() {   # RUN: validation without and with each adaptation, evaluation with each adaptation
+  local run=$1 name m
+  name=$(basename "$run")
+  once "$OUT" "$run/eval/*-validate/report.json" "$name-validate" sceneshift evaluate "$run" --split validate
+  for m in $METHODS; do
+    once "$OUT" "$run/eval/*-validate-$m/report.json" "$name-validate-$m" \
+      sceneshift evaluate "$run" --split validate --adapt "$m"
+    once "$OUT" "$run/eval/*-evaluate-$m/report.json" "$name-evaluate-$m" sceneshift evaluate "$run" --adapt "$m"
+  done
+}
+lane() {
+  local r k d run
+  for r in $RECIPES; do
+    k=0
+    for d in $HELD_OUT; do
+      run="$OUT/$r-no_$d-s$k"
+      all_evaluated "$run" || claimed_train_job "$run" "$r" "data.exclude_devices=[$d]" train.seed="$k" $COMMON
+      all_evaluated "$run" && evaluations "$run"
+      k=$((k + 1))
+    done
+  done
+}
+for _ in $(seq "${LANES:-2}"); do lane & done; wait
+for r in $RECIPES; do
+  runs=($(jobs_of "$r"))
+  complete=1
+  for run in "${runs[@]}"; do
+    for m in "" $METHODS; do
+      all_with_report "*-validate${m:+-$m}" "$run" || complete=0
+    done
+    for m in $METHODS; do all_with_report "*-evaluate-$m" "$run" || complete=0; done
+  done
+  if [ "$complete" = 1 ]; then
+    echo "## $r"
+    atomic_output "$OUT/$r-choice.md" python benchmarks/heldout_choice.py "${runs[@]}" --methods $METHODS \
+      && cat "$OUT/$r-choice.md" || echo "failed: heldout_choice.py for $r" >&2
+  else
+    echo "$r: not every run is trained and evaluated yet (see $OUT/*.log); rerun this script" >&2
+  fi
+done
