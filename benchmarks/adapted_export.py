@@ -11,7 +11,10 @@ quantisation costs on the adapted features; it is calibrated on half of the devi
 it is then scored on (transductive, like the adaptation itself).
 
     python benchmarks/adapted_export.py RUN [--method bandwise|adabn|bandwise+adabn] [--devices s4 s5 s6]
-        [--int8] [--split evaluate] [--data DIR]
+        [--int8] [--split evaluate] [--data DIR] [--json FILE]
+
+``--json FILE`` also writes the table as JSON (per device and mean; written atomically), which
+benchmarks/deployed_gap.py reads in preference to the printed table.
 """
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ import numpy as np
 
 from sceneshift.adaptation import adapted, method_and_source
 from sceneshift.evaluation.evaluate import open_split
+from sceneshift.io import atomic_write_json
 from sceneshift.export.onnx import export_onnx, run_split
 from sceneshift.networks.onnx_predictor import OnnxPredictor
 from sceneshift.networks.predictor import RunPredictor
@@ -37,6 +41,7 @@ def main():
     ap.add_argument("--data", help="benchmark root (default: the run's)")
     ap.add_argument("--int8", action="store_true", help="also export and score int8 files")
     ap.add_argument("--method", default="bandwise", help="the adaptation (default bandwise)")
+    ap.add_argument("--json", type=Path, help="also write the table to this JSON file")
     args = ap.parse_args()
     quiet = lambda *a: None  # noqa: E731
     run = RunPredictor(args.run, "cpu")
@@ -49,7 +54,7 @@ def main():
     print(f"{args.run}, split {args.split}: accuracy % on each device's labelled clips")
     print("| device | clips | " + " | ".join(cols) + " | fp32 file = PyTorch decisions | file kB |")
     print("|---|---|" + "---|" * len(cols) + "---|---|")
-    acc = {c: [] for c in cols}
+    acc, clips_of = {c: [] for c in cols}, []
     with tempfile.TemporaryDirectory(prefix="adapted-export-") as tmp:
         for d in which:
             clips = np.flatnonzero(devices == d)                 # fitted on all, scored on the labelled ones
@@ -73,9 +78,15 @@ def main():
             same = float(np.mean(proba["adapted file fp32"].argmax(1) == proba[torch_col].argmax(1)))
             for c in cols:
                 acc[c].append(100 * float(np.mean(proba[c].argmax(1) == y)))
+            clips_of.append(len(rows))
             print(f"| {d} | {len(rows)} | " + " | ".join(f"{acc[c][-1]:.1f}" for c in cols)
                   + f" | {100 * same:.1f} % | {' / '.join(kb)} |", flush=True)
     print("| mean | | " + " | ".join(f"{np.mean(acc[c]):.1f}" for c in cols) + " | | |")
+    if args.json:
+        atomic_write_json(args.json, {
+            "run": str(args.run), "split": args.split, "method": args.method, "accuracy": "percent",
+            "devices": {d: {"clips": n, **{c: acc[c][i] for c in cols}} for i, (d, n) in enumerate(zip(which, clips_of))},
+            "mean": {c: float(np.mean(acc[c])) for c in cols}})
 
 
 if __name__ == "__main__":

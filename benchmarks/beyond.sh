@@ -157,7 +157,8 @@ int8_scored() {
 if all_evaluated "$OUT/cp_resnet-s0"; then
   int8_scored "$OUT/cp_resnet-s0" int8 --int8       # its source device in int8, the reference of the gap
   once "$OUT" "$OUT/cp_resnet-s0-adapted.md" cp_resnet-s0-adapted \
-    atomic_output "$OUT/cp_resnet-s0-adapted.md" python benchmarks/adapted_export.py "$OUT/cp_resnet-s0" --int8
+    atomic_output "$OUT/cp_resnet-s0-adapted.md" python benchmarks/adapted_export.py "$OUT/cp_resnet-s0" --int8 \
+      --json "$OUT/cp_resnet-s0-adapted.json"
   cat "$OUT/cp_resnet-s0-adapted.md" 2>/dev/null || true
 fi
 # int8 (post-training) of the undistilled DIR + FMS seed-0 run too: the recipe's network without a teacher
@@ -169,10 +170,11 @@ for s in $STUDENT_SEEDS; do
   all_evaluated "$kd" || continue
   int8_scored "$kd" int8 --int8
   once "$OUT" "$kd-adapted.md" "cp_resnet_kd-s$s-adapted" \
-    atomic_output "$kd-adapted.md" python benchmarks/adapted_export.py "$kd" --int8
+    atomic_output "$kd-adapted.md" python benchmarks/adapted_export.py "$kd" --int8 --json "$kd-adapted.json"
   cat "$kd-adapted.md" 2>/dev/null || true
   once "$OUT" "$kd-adapted-bandwise+adabn.md" "cp_resnet_kd-s$s-adapted-bandwise+adabn" \
-    atomic_output "$kd-adapted-bandwise+adabn.md" python benchmarks/adapted_export.py "$kd" --int8 --method bandwise+adabn
+    atomic_output "$kd-adapted-bandwise+adabn.md" python benchmarks/adapted_export.py "$kd" --int8 --method bandwise+adabn \
+      --json "$kd-adapted-bandwise+adabn.json"
   cat "$kd-adapted-bandwise+adabn.md" 2>/dev/null || true
 done
 # The deployed files' source − unseen gap over the distilled seeds, with both adaptations (once all are exported)

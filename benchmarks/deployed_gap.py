@@ -2,8 +2,8 @@
 
 What benchmarks/beyond.sh leaves for each distilled RUN: the int8 file's evaluation
 (``RUN/model.int8-eval/*/report.json``: the source device's accuracy) and adapted_export.py's table
-(``RUN-adapted.md``, or ``RUN-adapted-METHOD.md`` for another method: one int8 file per unseen
-device, adapted to it; its mean row). The gap is source − the mean of the adapted files.
+(``RUN-adapted.json`` written by its ``--json``, else the printed ``RUN-adapted.md``; ``-METHOD`` in the
+name for a method other than band-wise: one int8 file per unseen device, adapted to it; its mean). The gap is source − the mean of the adapted files.
 
     python benchmarks/deployed_gap.py runs/beyond_kdhet/cp_resnet_kd-s{0,1,2} [--method bandwise+adabn]
 """
@@ -27,8 +27,16 @@ def int8_source(run: Path) -> float:
 
 
 def adapted_int8(run: Path, method: str) -> tuple[float, list[str]]:
-    """Mean and per-device accuracy of the adapted int8 files, from adapted_export.py's table."""
-    path = run.parent / f"{run.name}-adapted{'' if method == 'bandwise' else '-' + method}.md"
+    """Mean and per-device accuracy of the adapted int8 files, from adapted_export.py's JSON or table."""
+    stem = f"{run.name}-adapted{'' if method == 'bandwise' else '-' + method}"
+    path = run.parent / f"{stem}.json"
+    if path.is_file():
+        table = json.loads(path.read_text())
+        if "adapted file int8" not in table["mean"]:
+            raise SystemExit(f"deployed_gap.py: {path} has no int8 column (exported without --int8?)")
+        return (table["mean"]["adapted file int8"],
+                [f"{d} {v['adapted file int8']:.1f}" for d, v in table["devices"].items()])
+    path = run.parent / f"{stem}.md"
     if not path.is_file():
         raise SystemExit(f"deployed_gap.py: {path} is missing (python benchmarks/adapted_export.py {run} --int8"
                          f"{'' if method == 'bandwise' else ' --method ' + method})")

@@ -171,3 +171,30 @@ def test_heldout_choice_reads_the_held_out_device_and_pairs_the_runs(tmp_path, c
     (runs[0] / "config.yaml").write_text("data: {}\n")
     with pytest.raises(SystemExit, match="trained on every device"):
         mod.main([str(r) for r in runs])
+
+
+def test_deployed_gap_reads_adapted_export_json_before_its_table(tmp_path, capsys):
+    """benchmarks/deployed_gap.py: int8 source accuracy minus the adapted int8 files' mean, per run and
+    over runs; the JSON of adapted_export.py --json wins over its printed table."""
+    import importlib.util
+    import json
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "deployed_gap.py"
+    spec = importlib.util.spec_from_file_location("deployed_gap", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    runs = []
+    for k, (source, files) in enumerate(((0.70, {"s4": 66.0, "s5": 68.0}), (0.72, {"s4": 70.0, "s5": 70.0}))):
+        run = tmp_path / f"kd-s{k}"
+        (run / "model.int8-eval" / "um-evaluate").mkdir(parents=True)
+        (run / "model.int8-eval" / "um-evaluate" / "report.json").write_text(
+            json.dumps({"groups": {"source": {"accuracy": source}}}))
+        table = {"devices": {d: {"adapted file int8": v} for d, v in files.items()},
+                 "mean": {"adapted file int8": float(np.mean(list(files.values())))}}
+        (tmp_path / f"kd-s{k}-adapted.json").write_text(json.dumps(table))
+        (tmp_path / f"kd-s{k}-adapted.md").write_text("not a table\n")       # the JSON is read first
+        runs.append(str(run))
+    mod.main(runs)
+    out = capsys.readouterr().out
+    assert f"| {runs[0]} | 70.0 | 67.0 (s4 66.0, s5 68.0) | 3.0 |" in out
+    assert "| mean ± std (n = 2) | 71.0 ± 1.4 | 68.5 ± 2.1 | 2.5 ± 0.7 |" in out
