@@ -1,4 +1,9 @@
-"""The paired cluster bootstrap (evaluation/bootstrap.py) on synthetic clips: clusters, pairing, reduction."""
+"""The paired cluster bootstrap (evaluation/bootstrap.py) on synthetic clips: clusters, pairing, reduction;
+and the benchmark scripts that tabulate seeds (t-intervals) from run folders."""
+import importlib.util
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -135,16 +140,19 @@ def test_seed_t_interval_is_students_t_over_the_seeds():
         seed_t_interval([1.0])
 
 
+def benchmark_script(name: str):
+    """A script of benchmarks/ imported as a module (they are scripts, not a package)."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
 def test_heldout_choice_reads_the_held_out_device_and_pairs_the_runs(tmp_path, capsys):
     """benchmarks/heldout_choice.py: validation accuracy pooled over the held-out device only, unseen
     accuracy of the evaluation split, paired differences over runs, and each split's choice."""
-    import importlib.util
-    import json
-    from pathlib import Path
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "heldout_choice.py"
-    spec = importlib.util.spec_from_file_location("heldout_choice", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = benchmark_script("heldout_choice")
 
     def write(run, folder, devices, unseen=None):
         rep = {"devices": {d: {"accuracy": a, "n": n} for d, (a, n) in devices.items()},
@@ -176,13 +184,7 @@ def test_heldout_choice_reads_the_held_out_device_and_pairs_the_runs(tmp_path, c
 def test_deployed_gap_reads_adapted_export_json_before_its_table(tmp_path, capsys):
     """benchmarks/deployed_gap.py: int8 source accuracy minus the adapted int8 files' mean, per run and
     over runs; the JSON of adapted_export.py --json wins over its printed table."""
-    import importlib.util
-    import json
-    from pathlib import Path
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "deployed_gap.py"
-    spec = importlib.util.spec_from_file_location("deployed_gap", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = benchmark_script("deployed_gap")
     runs = []
     for k, (source, files) in enumerate(((0.70, {"s4": 66.0, "s5": 68.0}), (0.72, {"s4": 70.0, "s5": 70.0}))):
         run = tmp_path / f"kd-s{k}"
