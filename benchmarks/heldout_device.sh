@@ -5,7 +5,8 @@
 # no adaptation, band-wise matching and bandwise+adabn; benchmarks/heldout_choice.py tabulates whether
 # the choice made on the held-out device is the one that helps the unseen devices.
 # Usage: bash benchmarks/heldout_device.sh [OUT=runs/heldout]
-# Environment: RECIPES ("baseline cp_resnet_dir_fms"), HELD_OUT ("s1 s2 s3"), LANES (2 runs at a time),
+# Environment: RECIPES ("baseline cp_resnet_dir_fms"), HELD_OUT ("s1 s2 s3"), FIRST_SEED (0: the k-th held-out
+# device's run has seed FIRST_SEED + k, so a second invocation for other devices can take new seeds), LANES (2),
 # EPOCHS (30; an OUT keeps one), EXTRA="key=value ..." for every run (e.g. data.root=... for a tiny copy). Jobs are claimed (OUT/<job>.claim), so the script can be rerun or run twice.
 set -euo pipefail
 source "$(dirname "$0")/_jobs.sh"
@@ -17,8 +18,9 @@ METHODS="bandwise bandwise+adabn"
 COMMON="train.progress=false train.threads=1 train.channels_last=true train.cache_features=true train.epochs=$EPOCHS ${EXTRA:-}"
 mkdir -p "$OUT"
 same_schedule "$OUT" "$EPOCHS${EXTRA:+ $EXTRA}"
+FIRST_SEED=${FIRST_SEED:-0}
 jobs_of() {   # RECIPE: its run folders, one per held-out device
-  local k=0 d
+  local k=$FIRST_SEED d
   for d in $HELD_OUT; do echo "$OUT/$1-no_$d-s$k"; k=$((k + 1)); done
 }
 evaluations() {   # RUN: validation without and with each adaptation, evaluation with each adaptation
@@ -34,7 +36,7 @@ evaluations() {   # RUN: validation without and with each adaptation, evaluation
 lane() {
   local r k d run
   for r in $RECIPES; do
-    k=0
+    k=$FIRST_SEED
     for d in $HELD_OUT; do
       run="$OUT/$r-no_$d-s$k"
       all_evaluated "$run" || claimed_train_job "$run" "$r" "data.exclude_devices=[$d]" train.seed="$k" $COMMON
