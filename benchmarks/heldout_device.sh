@@ -2,8 +2,9 @@
 # docs/beyond.md, "Choosing the adaptation on a held-out device": for each recipe, one run per seen
 # device left out of training (data.exclude_devices; seed k for the k-th device), then each run's
 # held-out device adapted on the validation split and its unseen devices on the evaluation split, with
-# no adaptation, band-wise matching and bandwise+adabn; benchmarks/heldout_choice.py tabulates whether
-# the choice made on the held-out device is the one that helps the unseen devices.
+# no adaptation, band-wise matching and bandwise+adabn; benchmarks/heldout_choice.py tabulates, over every
+# held-out run of the recipe in OUT, whether the choice made on the held-out device is the one that helps
+# the unseen devices (OUT/RECIPE-choice.md).
 # Usage: bash benchmarks/heldout_device.sh [OUT=runs/heldout]
 # Environment: RECIPES ("baseline cp_resnet_dir_fms"), HELD_OUT ("s1 s2 s3"), FIRST_SEED (0: the k-th held-out
 # device's run has seed FIRST_SEED + k, so a second invocation for other devices can take new seeds), LANES (2),
@@ -19,10 +20,6 @@ COMMON="train.progress=false train.threads=1 train.channels_last=true train.cach
 mkdir -p "$OUT"
 same_schedule "$OUT" "$EPOCHS${EXTRA:+ $EXTRA}"
 FIRST_SEED=${FIRST_SEED:-0}
-jobs_of() {   # RECIPE: its run folders, one per held-out device
-  local k=$FIRST_SEED d
-  for d in $HELD_OUT; do echo "$OUT/$1-no_$d-s$k"; k=$((k + 1)); done
-}
 evaluations() {   # RUN: validation without and with each adaptation, evaluation with each adaptation
   local run=$1 name m
   name=$(basename "$run")
@@ -46,8 +43,9 @@ lane() {
   done
 }
 for _ in $(seq "${LANES:-2}"); do lane & done; wait
-for r in $RECIPES; do
-  runs=($(jobs_of "$r"))
+for r in $RECIPES; do     # every held-out run of the recipe in OUT, this invocation's and earlier ones'
+  runs=()
+  for run in "$OUT/$r"-no_*-s*; do [ -d "$run" ] && runs+=("$run"); done
   complete=1
   for run in "${runs[@]}"; do
     for m in "" $METHODS; do
