@@ -41,6 +41,13 @@ def pooled(rep: dict, devices: list[str]) -> float:
     return 100 * sum(r["accuracy"] * r["n"] for r in rows) / sum(r["n"] for r in rows)
 
 
+def unseen_group(rep: dict, run: Path) -> dict:
+    if "unseen" not in rep.get("groups", {}):
+        raise SystemExit(f"heldout_choice.py: {run}'s evaluation report has no 'unseen' device group "
+                         f"(groups: {', '.join(rep.get('groups', {})) or 'none'})")
+    return rep["groups"]["unseen"]
+
+
 def held_out(run: Path) -> list[str]:
     cfg = yaml.safe_load((run / "config.yaml").read_text())
     devices = (cfg.get("data") or {}).get("exclude_devices") or []
@@ -62,7 +69,7 @@ def main(argv=None):
     for run in a.runs:
         devs = held_out(run)
         v = [pooled(report(run, "validate", m), devs) for m in methods]
-        u = [100 * report(run, "evaluate", m)["groups"]["unseen"]["accuracy"] for m in methods]
+        u = [100 * unseen_group(report(run, "evaluate", m), run)["accuracy"] for m in methods]
         val.append(v)
         unseen.append(u)
         print_row = " | ".join(f"{x:.1f}" for x in v + u)

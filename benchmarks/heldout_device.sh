@@ -45,13 +45,14 @@ lane() {
 for _ in $(seq "${LANES:-2}"); do lane & done; wait
 for r in $RECIPES; do     # every held-out run of the recipe in OUT, this invocation's and earlier ones'
   runs=()
-  for run in "$OUT/$r"-no_*-s*; do [ -d "$run" ] && runs+=("$run"); done
+  for run in "$OUT/$r"-no_*-s*; do [ -f "$run/config.yaml" ] && runs+=("$run"); done
+  [ ${#runs[@]} -gt 0 ] || { echo "$r: no held-out run in $OUT (see $OUT/*.log)" >&2; continue; }
   complete=1
   for run in "${runs[@]}"; do
     for m in "" $METHODS; do
       all_with_report "*-validate${m:+-$m}" "$run" || complete=0
+      all_with_report "*-evaluate${m:+-$m}" "$run" || complete=0
     done
-    for m in $METHODS; do all_with_report "*-evaluate-$m" "$run" || complete=0; done
   done
   if [ "$complete" = 1 ]; then
     echo "## $r"

@@ -154,8 +154,9 @@ def test_unrecognised_folder(tmp_path):
 
 
 def test_exclude_devices_holds_a_device_out_of_training_only(tiny_benchmark):
-    """``data.exclude_devices``: the device leaves the training split and becomes one the run never
-    heard, so ``evaluate --split validate --adapt`` adapts it alone (a held-out-device validation)."""
+    """``data.exclude_devices``: the device leaves the training split and the checkpoint selection and
+    becomes one the run never heard, so ``evaluate --split validate --adapt`` adapts it alone (a
+    held-out-device validation)."""
     from sceneshift.adaptation import devices_to_adapt
     from sceneshift.data.domain import Domain
     from sceneshift.training.recipe import load_recipe
@@ -174,6 +175,10 @@ def test_exclude_devices_holds_a_device_out_of_training_only(tiny_benchmark):
     assert (val.devices[val.rows(device="s3")] == -1).all() and len(val.rows(device="s3"))
     assert devices_to_adapt(domain, [c.device for c in val.clips]) == ["s3"]
     assert len(source.split("train").clips) == len(train)
+    from sceneshift.training.classifier import ClassifierSystem
+    system = ClassifierSystem(cfg, domain, source)
+    system.setup("fit")                     # the held-out device is not selected on either
+    assert len(system.val_dataloader().dataset) == len(val.clips) - len(val.rows(device="s3"))
     for bad, message in ((["s9"], "s9 not a device of split 'train'"), (["a"], "a is the source device")):
         cfg["data"]["exclude_devices"] = bad
         with pytest.raises(ValueError, match=message):

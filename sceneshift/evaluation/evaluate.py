@@ -18,7 +18,7 @@ def open_split(cfg: dict, domain, split: str, data: str | Path | None = None, lo
     data_cfg = dict(cfg["data"])
     root = resolve_root(data or data_cfg["root"])
     if data and root != Path(data_cfg["root"]).resolve():      # another dataset: detect its layout afresh
-        data_cfg.update(dataset="auto", dataset_options={})
+        data_cfg.update(dataset="auto", dataset_options={}, exclude_devices=[])
     data_cfg["root"] = str(root)
     if data_cfg.get("features") and (root / "features.json").is_file():   # --data names another feature folder
         data_cfg["features"] = str(root)

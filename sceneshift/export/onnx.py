@@ -141,8 +141,8 @@ def _set_metadata(path: Path, meta: dict):
 def run_split(run: RunPredictor, data: str | Path | None, split_key: str = "train_split", log=print):
     """The run's training (or validation) split, from ``data`` when given (else the run's dataset)."""
     cfg = dict(run.cfg["data"])
-    if data:
-        cfg["root"] = str(Path(data).resolve())
+    if data and Path(data).resolve() != Path(cfg["root"]).resolve():   # another dataset: its devices differ
+        cfg.update(root=str(Path(data).resolve()), exclude_devices=[])
     return DataSource(cfg, run.domain, log=log).split(cfg[split_key])
 
 

@@ -98,7 +98,10 @@ class ClassifierSystem(L.LightningModule):
         return loader(self.train_data, t["batch_size"], shuffle=True, seed=t["seed"], indices=rows)
 
     def val_dataloader(self):
-        return loader(self.val_data, self.cfg["train"]["eval_batch_size"], shuffle=False)
+        # a device held out of training (data.exclude_devices) stands for an unseen one: it is not selected on
+        held_out = set(self.cfg["data"].get("exclude_devices") or [])
+        rows = [i for i, c in enumerate(self.val_data.clips) if c.device not in held_out] if held_out else None
+        return loader(self.val_data, self.cfg["train"]["eval_batch_size"], shuffle=False, indices=rows)
 
     def fit_augmentations(self, train_data):
         """Let augmentations that need the training data (e.g. a reference spectrum) see it once."""
