@@ -56,9 +56,8 @@ class DataSection(_Section):
     train_split: str = "train"
     val_split: str = "validate"              # model selection uses this split only
     test_split: str = "evaluate"             # reported after training, never used for selection
-    # devices whose clips are left out of the training split and of checkpoint selection: the run treats
-    # them as unseen, so
-    # `evaluate --split validate --adapt M` measures an adaptation on a device it never heard (docs/beyond.md)
+    # devices whose clips are left out of the training split and of checkpoint selection: the run treats them
+    # as unseen, so `evaluate --split validate --adapt M` measures an adaptation on a device it never heard
     exclude_devices: list[str] = []
     workers: int | None = Field(2, ge=1)     # processes decoding audio into the cache
     features: str | None = None              # folder of precomputed features instead of audio
