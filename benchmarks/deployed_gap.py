@@ -2,8 +2,9 @@
 
 What benchmarks/beyond.sh leaves for each distilled RUN: the int8 file's evaluation
 (``RUN/model.int8-eval/*/report.json``: the source device's accuracy) and adapted_export.py's table
-(``RUN-adapted.json`` written by its ``--json``, else the printed ``RUN-adapted.md``; ``-METHOD`` in the
-name for a method other than band-wise: one int8 file per unseen device, adapted to it; its mean). The gap is source − the mean of the adapted files.
+(``RUN-adapted.json`` written by its ``--json``, else the printed ``RUN-adapted.md``; ``-METHOD`` in
+the name for a method other than band-wise: one int8 file per unseen device, adapted to it; its mean).
+The gap is source − the mean of the adapted files.
 
     python benchmarks/deployed_gap.py runs/beyond_kdhet/cp_resnet_kd-s{0,1,2} [--method bandwise+adabn]
 """

@@ -65,19 +65,16 @@ def main(argv=None):
     a = ap.parse_args(argv)
     methods = [None] + a.methods
     names = ["none"] + a.methods
-    val, unseen = [], []
-    for run in a.runs:
+    val, unseen, rows = [], [], []
+    for run in a.runs:          # every report read before anything is printed: a missing one stops it cleanly
         devs = held_out(run)
-        v = [pooled(report(run, "validate", m), devs) for m in methods]
-        u = [100 * unseen_group(report(run, "evaluate", m), run)["accuracy"] for m in methods]
-        val.append(v)
-        unseen.append(u)
-        print_row = " | ".join(f"{x:.1f}" for x in v + u)
-        if run == a.runs[0]:
-            print("| run | held out | " + " | ".join(f"validation, held-out device: {n}" for n in names) + " | "
-                  + " | ".join(f"evaluation, unseen: {n}" for n in names) + " |")
-            print("|---|---|" + "---|" * (2 * len(names)))
-        print(f"| {run.name} | {', '.join(devs)} | {print_row} |")
+        val.append([pooled(report(run, "validate", m), devs) for m in methods])
+        unseen.append([100 * unseen_group(report(run, "evaluate", m), run)["accuracy"] for m in methods])
+        rows.append(f"| {run.name} | {', '.join(devs)} | " + " | ".join(f"{x:.1f}" for x in val[-1] + unseen[-1]) + " |")
+    print("| run | held out | " + " | ".join(f"validation, held-out device: {n}" for n in names) + " | "
+          + " | ".join(f"evaluation, unseen: {n}" for n in names) + " |")
+    print("|---|---|" + "---|" * (2 * len(names)))
+    print("\n".join(rows))
     val, unseen = np.array(val), np.array(unseen)
     print()
     print("| difference (paired over runs) | validation, held-out device | evaluation, unseen devices |")
