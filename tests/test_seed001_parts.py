@@ -82,3 +82,21 @@ def test_the_learned_front_end_gets_gradients_in_training():
     assert system.frontend_learned and system.net.frontend.wavegram.weight.grad.abs().sum() > 0
     logmel = ClassifierSystem(load_recipe("baseline", []), Domain.placeholder(10), data=None)
     assert not logmel.frontend_learned
+
+
+def test_seed001_drops_a_last_batch_of_one_clip_mobilefacenet_cannot_train_on():
+    import numpy as np
+
+    from sceneshift.data.splits import SplitData, loader
+    from sceneshift.training.recipe import check_recipe, read_recipe
+    train = check_recipe(read_recipe("seed001"))["train"]
+    bs = train["batch_size"]
+    data = SplitData(waves=np.zeros((bs + 1, 800), np.float16), clips=[None] * (bs + 1),
+                     labels=np.zeros(bs + 1, np.int64), devices=np.zeros(bs + 1, np.int64), skipped=[])
+    sizes = [len(b[0]) for b in loader(data, bs, shuffle=True, drop_last=train["drop_last"])]
+    assert sizes == [bs]                                                  # the lone clip waits for the next epoch
+    assert [len(b[0]) for b in loader(data, bs, shuffle=True)] == [bs, 1]  # the default keeps every clip
+    assert [len(b[0]) for b in loader(data, bs + 5, shuffle=True, drop_last=True)] == [bs + 1]   # < one batch
+    m = MODELS.build("mobilefacenet", {}, where="model", in_channels=2).train()
+    with pytest.raises(ValueError, match="more than 1 value per channel"):
+        m(torch.randn(1, 2, 128, 40))

@@ -275,12 +275,16 @@ def shard_loader(dl: DataLoader, rank: int, replicas: int) -> DataLoader:
                       persistent_workers=dl.persistent_workers)
 
 
-def loader(data: SplitData, batch_size: int, shuffle: bool, seed: int = 0, indices=None) -> DataLoader:
+def loader(data: SplitData, batch_size: int, shuffle: bool, seed: int = 0, indices=None,
+           drop_last: bool = False) -> DataLoader:
+    """Batches of ``data``'s clips (``indices``: a subset); ``drop_last`` drops an incomplete last batch
+    when there is a full one (a set smaller than one batch is still one batch)."""
     dataset = WaveDataset(data, indices)
     sampler = EpochShuffle(len(dataset), seed) if shuffle else None
     # its own generator: creating an iterator then draws nothing from the global stream (dropout's),
     # wherever Lightning happens to create it
-    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=False, num_workers=0,
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=0,
+                      drop_last=drop_last and len(dataset) > batch_size,
                       collate_fn=first_item, generator=torch.Generator().manual_seed(seed))
 
 

@@ -95,7 +95,8 @@ class ClassifierSystem(L.LightningModule):
         rows = self.train_data.rows(labeled=True)       # unlabeled clips are for semi-supervised systems
         if not len(rows):
             raise ValueError(f"{self.data.adapter.root}: the training split has no labeled clip")
-        return loader(self.train_data, t["batch_size"], shuffle=True, seed=t["seed"], indices=rows)
+        return loader(self.train_data, t["batch_size"], shuffle=True, seed=t["seed"], indices=rows,
+                      drop_last=t["drop_last"])
 
     def val_dataloader(self):
         # a device held out of training (data.exclude_devices) stands for an unseen one: it is not selected on

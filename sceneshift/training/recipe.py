@@ -85,6 +85,9 @@ class TrainSection(_Section):
     limit_train_batches: int | float | None = None
     progress: bool = True
     precision: str = "32-true"               # or "bf16-mixed": Lightning's precision plugin (autocast)
+    # drop each epoch's incomplete last batch (when there is a full one): MobileFaceNet's BatchNorm on its
+    # 1x1 embedding cannot train on a batch of one clip, which 1761 source clips in batches of 32 leave
+    drop_last: bool = False
     channels_last: bool = False              # convolutions in channels-last memory format (docs/performance.md)
     cache_features: bool = False             # without waveform augmentation: front end once per split (float16)
     compile: bool = False                    # torch.compile the backbone's training step (docs/performance.md)

@@ -162,7 +162,8 @@ class SemiSupervisedSystem(ClassifierSystem):
 
     def train_dataloader(self):
         t = self.cfg["train"]
-        return loader(self.train_data, t["batch_size"], shuffle=True, seed=t["seed"], indices=self.stage_rows)
+        return loader(self.train_data, t["batch_size"], shuffle=True, seed=t["seed"], indices=self.stage_rows,
+                      drop_last=t["drop_last"])
 
     def training_step(self, batch, batch_idx):
         wave, _, device, rows = batch
