@@ -9,11 +9,14 @@ step is counted as 3x the forward pass). From the same numbers it projects a who
 of the recipe on the built urban-mobile (its epochs of training and validation, then evaluation)
 at the matmul rate and at the best measured rates.
 It also prints the single-clip latency on one thread against the goal of 1000x real time per core.
+With ``--device cuda`` the same table is measured on a GPU (peaks from the GPU's own matmul; no
+single-thread latency).
 
     python benchmarks/throughput.py --recipe baseline
     python benchmarks/throughput.py --recipe seed003_resnet --threads 2 --steps 10
     python benchmarks/throughput.py --recipe seed003_resnet --threads 1 --compile   # + train.compile
     python benchmarks/throughput.py --recipe seed001_pretrain --compile --variants "fp32,channels_last + compile"
+    python benchmarks/throughput.py --recipe seed001_pretrain --device cuda --batch 256 --compile
 
 Inputs are random waveforms of the recipe's clip length (throughput does not depend on content).
 """
@@ -33,20 +36,33 @@ VARIANTS = (("fp32", False, False, False), ("channels_last", True, False, False)
             ("channels_last + compile", True, False, True), ("bf16 + cl + compile", True, True, True))
 
 
+DEVICE = torch.device("cpu")       # --device
+
+
+def sync():
+    """Wait for the device's queued work (GPU kernels run asynchronously; a CPU has none queued)."""
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize(DEVICE)
+
+
 def matmul_peak(dtype: torch.dtype, n: int = 2048, repeats: int = 5) -> float:
-    """Best FLOP/s of an n x n matrix product in ``dtype`` (2 n^3 flops)."""
-    a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
+    """Best FLOP/s of an n x n matrix product in ``dtype`` (2 n^3 flops) on ``DEVICE``."""
+    if DEVICE.type == "cuda":
+        n = 8192                                  # a GPU needs a large product to reach its peak
+    a, b = torch.randn(n, n, device=DEVICE).to(dtype), torch.randn(n, n, device=DEVICE).to(dtype)
     torch.mm(a, b)
     best = float("inf")
     for _ in range(repeats):
+        sync()
         t0 = time.perf_counter()
         torch.mm(a, b)
+        sync()
         best = min(best, time.perf_counter() - t0)
     return 2 * n ** 3 / best
 
 
 def autocast(enabled: bool):
-    return torch.autocast("cpu", dtype=torch.bfloat16) if enabled else contextlib.nullcontext()
+    return torch.autocast(DEVICE.type, dtype=torch.bfloat16) if enabled else contextlib.nullcontext()
 
 
 def prepare(net, channels_last: bool):
@@ -64,10 +80,12 @@ def clips_per_second(run, clips: int, steps: int, warmup: int = 2) -> tuple[floa
     t0 = time.perf_counter()
     for _ in range(warmup):
         run()
+    sync()
     warm = time.perf_counter() - t0
     t0 = time.perf_counter()
     for _ in range(steps):
         run()
+    sync()
     return steps * clips / (time.perf_counter() - t0), warm
 
 
@@ -104,7 +122,7 @@ def infer_rate(net, wave, steps, channels_last, bf16) -> tuple[float, float]:
     return clips_per_second(run, len(wave), steps)
 
 
-def run_projection(cfg, macs: float, peak: dict, best: dict, threads: int) -> None:
+def run_projection(cfg, macs: float, peak: dict, best: dict, threads: int | str) -> None:
     """What a whole `sceneshift run` of the recipe on the built urban-mobile costs in compute: its epochs
     over the full training split (3x forward MACs per clip) with per-epoch validation, then the
     evaluation split, at the measured matmul rate and at the best rates measured above, both with this
@@ -126,7 +144,8 @@ def run_projection(cfg, macs: float, peak: dict, best: dict, threads: int) -> No
     measured = epochs * (train / best["train"] + val / best["infer"]) + test / best["infer"]
     recipe_threads = cfg["train"].get("threads")             # None: every core
     note = f" (the recipe trains with {recipe_threads})" if recipe_threads and recipe_threads != threads else ""
-    print(f"a run on urban-mobile, {threads} thread(s){note}: {epochs} epochs of the full training split ({train:,} "
+    where = f"{threads} thread(s){note}" if isinstance(threads, int) else threads
+    print(f"a run on urban-mobile, {where}: {epochs} epochs of the full training split ({train:,} "
           f"clips) + validation ({val:,}), then evaluation ({test:,}): at the matmul rate {at_peak[False] / 60:.1f} min "
           f"fp32{bf16}; at the best rates above {measured / 60:.1f} min")
 
@@ -138,6 +157,7 @@ def main(argv=None):
     ap.add_argument("--steps", type=int, default=10, help="timed steps per variant")
     ap.add_argument("--threads", type=int, default=None, help="default: every core")
     ap.add_argument("--compile", action="store_true", help="also the train.compile variants (compiling takes minutes)")
+    ap.add_argument("--device", default="cpu", help="cpu (default) or cuda[:N]")
     ap.add_argument("--variants", default=None, help="comma-separated variant names to run (default: all; "
                     "bf16 ones are skipped on a CPU whose bf16 matmul is slower than fp32)")
     ap.add_argument("overrides", nargs="*", metavar="key=value")
@@ -146,6 +166,16 @@ def main(argv=None):
     if set(wanted) - {v[0] for v in VARIANTS}:
         ap.error(f"--variants: unknown {sorted(set(wanted) - {v[0] for v in VARIANTS})}; "
                  f"choose from {[v[0] for v in VARIANTS]}")
+
+    global DEVICE
+    try:
+        DEVICE = torch.device(a.device)
+    except RuntimeError:
+        ap.error(f"--device: {a.device!r} is not a device (cpu, cuda, cuda:1)")
+    if DEVICE.type == "cuda" and not torch.cuda.is_available():
+        ap.error(f"--device {a.device}: torch sees no CUDA GPU here")
+    if DEVICE.type not in ("cpu", "cuda"):
+        ap.error(f"--device: {a.device!r}; cpu or cuda")
 
     from sceneshift.augment import build_augmentations
     from sceneshift.data.domain import Domain
@@ -162,16 +192,17 @@ def main(argv=None):
     n_classes = cost["classes"]
     domain = Domain.placeholder(n_classes)
     torch.manual_seed(0)
-    net = build_network(cfg, domain)
+    net = build_network(cfg, domain).to(DEVICE)
     _, spec_augment = build_augmentations(cfg["augment"], domain, cfg["data"]["sample_rate"])
     batch = a.batch or cfg["train"]["batch_size"]
     samples = int(round(cfg["data"]["clip_seconds"] * cfg["data"]["sample_rate"]))
-    wave = 0.1 * torch.randn(batch, samples)
-    y = torch.randint(0, n_classes, (batch,))
+    wave = 0.1 * torch.randn(batch, samples, device=DEVICE)
+    y = torch.randint(0, n_classes, (batch,), device=DEVICE)
     peak = {False: matmul_peak(torch.float32), True: matmul_peak(torch.bfloat16)}
     macs = cost["macs"]
+    where = torch.cuda.get_device_name(DEVICE) if DEVICE.type == "cuda" else f"{threads} thread(s)"
     print(f"recipe {a.recipe}: {cost['parameters']:,} parameters, {macs / 1e6:.1f} M MACs per {cfg['data']['clip_seconds']:g}-s "
-          f"clip; batch {batch}; {threads} thread(s); matmul peak fp32 {peak[False] / 1e9:.0f} GFLOP/s, "
+          f"clip; batch {batch}; {where}; matmul peak fp32 {peak[False] / 1e9:.0f} GFLOP/s, "
           f"bf16 {peak[True] / 1e9:.0f} GFLOP/s")
     print(f"{'variant':<22}{'train clips/s':>14}{'x fp32':>8}{'of peak':>9}{'infer clips/s':>15}{'x fp32':>8}{'of peak':>9}")
     variants = [v for v in VARIANTS if a.compile or not v[3]]
@@ -193,7 +224,9 @@ def main(argv=None):
         best["infer"] = max(best["infer"], inf)
         base = base or (tr, inf)
         print(f"{line}{inf:>15.1f}{inf / base[1]:>8.2f}{inf * 2 * macs / peak[bf16]:>9.1%}")
-    run_projection(cfg, macs, peak, best, threads)
+    run_projection(cfg, macs, peak, best, threads if DEVICE.type == "cpu" else where)
+    if DEVICE.type != "cpu":
+        return
     prepare(net, False)
     net.eval()
     torch.set_num_threads(1)

@@ -47,7 +47,8 @@ def shared_dir(override: str | os.PathLike | None = None) -> Path:
     looked = ", ".join(str(c) for c in candidates)
     raise FileNotFoundError(
         f"shared material not found (looked in {looked}); set SCENESHIFT_SHARED or pass --shared "
-        "to the folder that holds data/ and benchmarks/make_mobile_benchmark.py. Only building urban-mobile "
+        "to the folder that holds data/ and benchmarks/make_mobile_benchmark.py. Building urban-mobile "
         "needs it (the builder script and its sources: UrbanSound8K and MicIRP impulse responses, which "
-        "`sceneshift datasets download urbansound8k` and `sceneshift datasets download micirp` fetch); "
-        "every other command works on a dataset you pass with --data")
+        "`sceneshift datasets download urbansound8k` and `sceneshift datasets download micirp` fetch), and so "
+        "do augmentations left on their default impulse responses (reverb_drc's rooms, device_ir's micirp: "
+        "name a folder in the recipe instead); every other command works on a dataset you pass with --data")

@@ -162,7 +162,11 @@ class ReverbDRC(Augmentation):
         if self.rooms:
             return Path(self.rooms).expanduser()
         from ..paths import shared_dir
-        return shared_dir() / "data" / "rooms"
+        try:
+            return shared_dir() / "data" / "rooms"
+        except FileNotFoundError as e:
+            raise FileNotFoundError(f"augment reverb_drc: no rooms folder named (rooms: FOLDER of room impulse "
+                                    f"responses) and the default one is missing: {e}") from None
 
     def set_bank(self, bank: torch.Tensor):
         """Use these impulse responses ``(n, samples)`` (tests; other rooms)."""
