@@ -200,3 +200,27 @@ def test_deployed_gap_reads_adapted_export_json_before_its_table(tmp_path, capsy
     out = capsys.readouterr().out
     assert f"| {runs[0]} | 70.0 | 67.0 (s4 66.0, s5 68.0) | 3.0 |" in out
     assert "| mean ± std (n = 2) | 71.0 ± 1.4 | 68.5 ± 2.1 | 2.5 ± 0.7 |" in out
+
+
+def test_monitor_choice_epochs_ties_and_the_determinism_check(tmp_path, capsys):
+    """benchmarks/monitor_choice.py: best epochs by val/acc and val/macro_acc (1-based, first of ties, as
+    Lightning's checkpoint keeps), --same-epoch's exit code, and a retrained run whose validation
+    accuracies differ from the first run's is refused rather than compared."""
+    mod = benchmark_script("monitor_choice")
+
+    def run(name, accs, macros):
+        r = tmp_path / name
+        (r / "logs").mkdir(parents=True)
+        lines = ["epoch,step,train/loss,val/acc,val/loss,val/macro_acc"]
+        for e, (a, m) in enumerate(zip(accs, macros)):
+            lines += [f"{e},{10 * e},,{a},1.0,{m}", f"{e},{10 * e},0.5,,,"]     # a train row between
+        (r / "logs" / "metrics.csv").write_text("\n".join(lines) + "\n")
+        return r
+
+    a = run("x-acc-s0", [0.5, 0.6, 0.6, 0.55], [0.4, 0.5, 0.7, 0.7])
+    assert mod.best_epochs(mod.validation_trace(a)) == (2, 3)
+    assert mod.main(["--same-epoch", str(a)]) == 1
+    assert mod.main(["--same-epoch", str(run("y", [0.1, 0.3], [0.2, 0.4]))]) == 0
+    run("x-macro-s0", [0.5, 0.6, 0.61, 0.55], [0.4, 0.5, 0.7, 0.7])     # epoch 3 trained differently
+    assert mod.main(["--table", str(tmp_path), "x", "--seeds", "0"]) == 1
+    assert "not deterministic" in capsys.readouterr().err

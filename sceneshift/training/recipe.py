@@ -79,7 +79,8 @@ class TrainSection(_Section):
     restart_mult: int = Field(2, ge=1)
     min_lr: float = Field(1.0e-5, ge=0)
     seed: int = 0
-    monitor: str = "val/acc"                 # validation metric that selects the checkpoint
+    monitor: str = "val/acc"                 # validation metric that selects the checkpoint; val/macro_acc
+                                             # (class-balanced) selects better for band-wise matching (docs/beyond.md)
     eval_batch_size: int = Field(128, ge=1)
     threads: int | None = Field(None, ge=1)
     limit_train_batches: int | float | None = None
