@@ -56,3 +56,32 @@ def keep_freed_memory(mode: str | None = None) -> bool:
             pass
     _TUNED.append(ok)
     return ok
+
+
+def software_versions() -> dict:
+    """The libraries and CPU a run was made with, for its summary.json.
+
+    Why: a recipe and seed repeat exactly on one machine, not across machines (docs/beyond.md): the
+    benchmark is built on each machine with unpinned numpy, scipy and libsndfile codecs, and kernels
+    differ by CPU. Recording them lets two runs that disagree be traced to what differed.
+    """
+    import platform
+    from importlib import metadata
+
+    out = {"python": platform.python_version(), "machine": platform.machine()}
+    for name in ("torch", "lightning", "numpy", "scipy", "soundfile", "librosa"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    try:
+        import soundfile
+        out["libsndfile"] = soundfile.__libsndfile_version__
+    except (ImportError, OSError, AttributeError):
+        out["libsndfile"] = None
+    try:
+        with open("/proc/cpuinfo") as f:
+            out["cpu"] = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), None)
+    except OSError:
+        out["cpu"] = platform.processor() or None
+    return out

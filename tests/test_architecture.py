@@ -153,7 +153,10 @@ def test_a_system_owns_its_data(tmp_path, shared_dir):
     finally:
         TwoStreamSystem.on_train_end = original
     assert (run / "model.pt").is_file() and seen["unlabeled"] >= 2 * 8      # both epochs drew the unlabeled stream
-    assert json.loads((run / "summary.json").read_text())["epochs"] == 2
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["epochs"] == 2
+    # what the run was made with (runs repeat on one machine, not across machines: docs/beyond.md)
+    assert summary["software"]["torch"].startswith(torch.__version__.split("+")[0]) and summary["software"]["numpy"]
 
 
 def test_evaluation_builds_networks_without_lightning(tiny_run):

@@ -55,6 +55,7 @@ from ..data.domain import Domain
 from ..data.splits import DataSource, shard_loader
 from ..networks.predictor import load_run_config, load_weights
 from ..io import atomic_torch_save, atomic_write_json, atomic_write_text
+from ..runtime import software_versions
 from . import SYSTEMS
 from .guards import NonFiniteLoss, RunGuard
 from .loggers import close_loggers, log_best, log_recipe, make_loggers, wandb_run_id
@@ -464,7 +465,7 @@ def _finish(run_dir: Path, cfg: dict, domain, source, trainer, ckpt, last: Path,
                "benchmark_version": domain.benchmark_version,
                "skipped": [list(s) for s in train_data.skipped + val_data.skipped],
                "global_step": int(trainer.global_step), "processes": int(trainer.world_size),
-               "train_seconds": round(time.time() - started, 1)}
+               "train_seconds": round(time.time() - started, 1), "software": software_versions()}
     atomic_write_json(run_dir / "summary.json", summary)
     log_best(loggers, monitor_key, summary[monitor_key], trainer.global_step)
     log(f"best epoch {summary['best_epoch']} ({t['monitor']} = {summary[monitor_key]}); "
