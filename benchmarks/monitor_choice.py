@@ -24,7 +24,14 @@ from pathlib import Path
 
 def validation_trace(run: Path) -> list[dict]:
     """Per-epoch validation metrics of a run (Lightning's CSV log), in epoch order."""
-    rows = [r for r in csv.DictReader(open(run / "logs" / "metrics.csv")) if r.get("val/acc")]
+    path = run / "logs" / "metrics.csv"
+    try:
+        with open(path, newline="") as f:
+            rows = [r for r in csv.DictReader(f) if r.get("val/acc")]
+    except FileNotFoundError:
+        sys.exit(f"{path}: missing ({run} is not a trained run; train it first, e.g. rerun monitor_choice.sh)")
+    if not rows or "val/macro_acc" not in rows[0]:
+        sys.exit(f"{path}: no val/acc and val/macro_acc columns (a system that does not log both cannot be compared)")
     return sorted(({"epoch": int(r["epoch"]), "acc": float(r["val/acc"]), "macro": float(r["val/macro_acc"])}
                    for r in rows), key=lambda r: r["epoch"])
 
@@ -37,7 +44,7 @@ def best_epochs(trace: list[dict]) -> tuple[int, int]:
 
 def table(out: Path, recipe: str, seeds: list[str]) -> int:
     runs_a, runs_b = [], []
-    print(f"| seed | best epoch by val/acc | by val/macro_acc | retrained run retraces the first |")
+    print("| seed | best epoch by val/acc | by val/macro_acc | retrained run retraces the first |")
     print("|---|---|---|---|")
     for k in seeds:
         a, b = out / f"{recipe}-acc-s{k}", out / f"{recipe}-macro-s{k}"

@@ -69,7 +69,7 @@ def software_versions() -> dict:
     from importlib import metadata
 
     out = {"python": platform.python_version(), "machine": platform.machine()}
-    for name in ("torch", "lightning", "numpy", "scipy", "soundfile", "librosa"):
+    for name in ("sceneshift", "torch", "lightning", "numpy", "scipy", "soundfile", "librosa"):
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:

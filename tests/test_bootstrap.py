@@ -224,3 +224,5 @@ def test_monitor_choice_epochs_ties_and_the_determinism_check(tmp_path, capsys):
     run("x-macro-s0", [0.5, 0.6, 0.61, 0.55], [0.4, 0.5, 0.7, 0.7])     # epoch 3 trained differently
     assert mod.main(["--table", str(tmp_path), "x", "--seeds", "0"]) == 1
     assert "not deterministic" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match="x-acc-s1.*not a trained run"):                # a seed not trained yet
+        mod.main(["--table", str(tmp_path), "x", "--seeds", "1"])
