@@ -65,7 +65,9 @@ s = json.load(open(f"{sys.argv[1]}/summary.json"))
 print(f"{sys.argv[1]}: best epoch {s['best_epoch'] + 1}/{s['epochs']}, training {s['train_seconds']:.0f} s")
 EOF
 done
-report=$(compgen -G "${a[0]}/eval/*/report.json" | head -n1)
+# the run's own evaluation (RUN/eval/<dataset>-evaluate), not a later adapted or int8 report beside it
+report=$(compgen -G "${a[0]}/eval/*-evaluate/report.json" || compgen -G "${a[0]}/eval/*/report.json" | head -n1)
+report=${report%%$'\n'*}
 split=$(basename "$(dirname "$report")")
 python "$(dirname "$0")/paired_seeds.py" --split "$split" --a "${a[@]}" --b "${b[@]}" \
   --names "A: ${A:-recipe}" "B: ${B:-recipe}"
