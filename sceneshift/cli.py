@@ -193,12 +193,12 @@ def cmd_augment(a):
 def cmd_export(a):
     from .export.onnx import export_onnx
     r = export_onnx(a.run, out=a.out, int8=a.int8, frontend=a.frontend, calibration_clips=a.calibration_clips,
-                    data=a.data, qat=a.qat, adapt=a.adapt, adapt_to=a.adapt_to)
+                    data=a.data, qat=a.qat, qat_lr=a.qat_lr, adapt=a.adapt, adapt_to=a.adapt_to)
     length = "dynamic batch and length" if r["dynamic_length"] else "dynamic batch, the run's clip length"
     print(f"written {r['file']} ({r['bytes'] / 1024:.0f} kB; {r['input']} in, logits out; {length}); "
           f"fp32 ONNX vs PyTorch: largest logit difference {r['fp32_max_difference']:.1e}")
     if a.qat is not None:
-        print(f"QAT: {r['qat_epochs']} epoch(s), selected epoch {r['qat_selected_epoch']} on validation accuracy "
+        print(f"QAT: {r['qat_epochs']} epoch(s) at learning rate {r['qat_lr']:g}, selected epoch {r['qat_selected_epoch']} on validation accuracy "
               f"(simulated int8, per epoch from 0 = untuned: "
               f"{', '.join(f'{100 * v:.1f}' for v in r['qat_val_acc'])} %); fp32 weights in {r['qat_weights']}")
     if a.adapt:
@@ -362,6 +362,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--qat", type=int, metavar="EPOCHS", help="implies --int8: quantisation-aware fine-tuning for EPOCHS "
                    "epochs first (the run's recipe and training split, selected on validation accuracy; weights "
                    "in RUN/model-qat.pt, model.pt untouched); default output RUN/model.qat.int8.onnx")
+    p.add_argument("--qat-lr", type=float, metavar="LR", help="with --qat: the fine-tuning's learning rate, cosine-decayed "
+                   "over its epochs (default: the recipe's / 10)")
     p.add_argument("--adapt", help="with --adapt-to: fit an unsupervised adaptation (bandwise, adabn, bandwise+adabn) to one device's "
                    "recordings and build it into the file (a model for that device)")
     p.add_argument("--adapt-to", nargs="+", metavar="PATH", help="unlabeled recordings of that device: audio files "

@@ -102,6 +102,17 @@ def test_qat_refuses_a_bad_number_of_epochs(tiny_run, bad):
         export_onnx(tiny_run, qat=bad, log=lambda *a: None)
 
 
+@pytest.mark.parametrize("args, says", [(["--int8", "--qat-lr", "1e-4"], "give --qat EPOCHS"),
+                                        (["--qat", "1", "--qat-lr=-1e-4"], "positive"),
+                                        (["--qat", "1", "--qat-lr", "nan"], "positive")])
+def test_cli_qat_lr_needs_qat_and_a_positive_rate(tiny_run, capsys, args, says):
+    from sceneshift.cli import main
+    assert main(["export", str(tiny_run), *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("sceneshift: error: --qat-lr") and says in err
+    assert not (tiny_run / "model-qat.pt").exists() and not list(tiny_run.glob("*.onnx"))
+
+
 def test_cli_qat_negative_is_a_one_line_error(tiny_run, capsys):
     from sceneshift.cli import main
     assert main(["export", str(tiny_run), "--qat", "-2"]) == 2

@@ -174,6 +174,11 @@ def export_onnx(run_dir: str | Path, out: str | Path | None = None, int8: bool =
     if qat is not None:
         from .qat import check_epochs
         qat, int8 = check_epochs(qat), True
+    if qat_lr is not None:
+        if qat is None:
+            raise ValueError("--qat-lr sets the learning rate of quantisation-aware fine-tuning: give --qat EPOCHS too")
+        if isinstance(qat_lr, bool) or not isinstance(qat_lr, (int, float)) or not 0 < qat_lr < float("inf"):
+            raise ValueError(f"--qat-lr must be a positive number, got {qat_lr!r}")
     if frontend not in ("included", "excluded"):
         raise ValueError(f"--frontend must be 'included' or 'excluded', got {frontend!r}")
     run_dir = Path(run_dir)
