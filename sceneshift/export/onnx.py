@@ -171,14 +171,12 @@ def export_onnx(run_dir: str | Path, out: str | Path | None = None, int8: bool =
     if bool(adapt) != bool(adapt_to):
         raise ValueError("--adapt and --adapt-to go together: the adaptation method and the recordings of the "
                          "device to adapt to (files or folders)")
+    if qat_lr is not None and qat is None:
+        raise ValueError("--qat-lr sets the learning rate of quantisation-aware fine-tuning: give --qat EPOCHS too")
     if qat is not None:
-        from .qat import check_epochs
+        from .qat import check_epochs, check_lr
         qat, int8 = check_epochs(qat), True
-    if qat_lr is not None:
-        if qat is None:
-            raise ValueError("--qat-lr sets the learning rate of quantisation-aware fine-tuning: give --qat EPOCHS too")
-        if isinstance(qat_lr, bool) or not isinstance(qat_lr, (int, float)) or not 0 < qat_lr < float("inf"):
-            raise ValueError(f"--qat-lr must be a positive number, got {qat_lr!r}")
+        qat_lr = None if qat_lr is None else check_lr(qat_lr)
     if frontend not in ("included", "excluded"):
         raise ValueError(f"--frontend must be 'included' or 'excluded', got {frontend!r}")
     run_dir = Path(run_dir)

@@ -79,6 +79,13 @@ def check_epochs(epochs) -> int:
     return int(epochs)
 
 
+def check_lr(lr) -> float:
+    """The fine-tuning's learning rate: a positive finite number (``--qat-lr``, or the recipe's / 10)."""
+    if isinstance(lr, bool) or not isinstance(lr, (int, float, np.floating)) or not 0 < lr < math.inf:
+        raise ValueError(f"--qat-lr must be a positive number, got {lr!r}")
+    return float(lr)
+
+
 class _Range:
     """One activation tensor's int8 range: observed (global min/max) in calibration, applied in ``quant`` mode."""
 
@@ -323,9 +330,7 @@ def quantisation_aware_finetune(run_dir: str | Path, epochs: int, calibration: n
     if data:
         cfg["data"]["root"] = str(Path(data).resolve())
     t = cfg["train"]
-    lr = float(lr) if lr is not None else LR_FACTOR * float(t["lr"])
-    if not lr > 0 or not math.isfinite(lr):
-        raise ValueError(f"--qat: the learning rate must be a positive number, got {lr!r}")
+    lr = check_lr(lr if lr is not None else LR_FACTOR * float(t["lr"]))
     t.update(epochs=epochs, lr=lr, scheduler="cosine", warmup_epochs=0)
     # eager: fake quantisation swaps layers' forward and re-measures ranges every epoch (recompiles)
     t["compile"] = False
