@@ -226,3 +226,42 @@ def test_monitor_choice_epochs_ties_and_the_determinism_check(tmp_path, capsys):
     assert "not deterministic" in capsys.readouterr().err
     with pytest.raises(SystemExit, match="x-acc-s1.*not a trained run"):                # a seed not trained yet
         mod.main(["--table", str(tmp_path), "x", "--seeds", "1"])
+
+
+def test_label_free_choice_scores_each_unseen_device_without_labels(tmp_path, capsys):
+    """benchmarks/label_free_choice.py: per unseen device, the method whose predictions score best without
+    labels; the source device's clips are not scored; accuracy of the picks against the fixed methods and
+    the oracle; a missing adapted evaluation names its command."""
+    mod = benchmark_script("label_free_choice")
+
+    def clips(device, right, confidence):       # four clips, two per class, `right` of them predicted right
+        rows = []
+        for i in range(4):
+            label = "x" if i % 2 else "y"
+            predicted = label if i < right else ("y" if label == "x" else "x")
+            px = confidence if predicted == "x" else 1 - confidence
+            rows.append(f"audio/{i}-{device}.wav\t{device}\t{label}\t{predicted}\t{px:.2f}\t{1 - px:.2f}")
+        return rows
+
+    runs = []
+    for k in range(2):
+        run = tmp_path / f"r{k}"
+        run.mkdir()
+        (run / "domain.json").write_text(json.dumps({"groups": {"source": ["a"], "unseen": ["s4", "s5"]}}))
+        # none: s4 half right but confident, s5 all right but unsure; bandwise the other way round
+        for folder, rows in (("um-evaluate", clips("a", 0, 0.99) + clips("s4", 2, 0.9) + clips("s5", 4, 0.6)),
+                             ("um-evaluate-bandwise", clips("a", 4, 0.5) + clips("s4", 4, 0.7) + clips("s5", 2, 0.95))):
+            (run / "eval" / folder).mkdir(parents=True)
+            (run / "eval" / folder / "predictions.csv").write_text(
+                "filename\tdevice\tscene_label\tpredicted\tp_x\tp_y\n" + "\n".join(rows) + "\n")
+        runs.append(str(run))
+    mod.main(runs + ["--methods", "bandwise"])
+    out = capsys.readouterr().out
+    assert "| r0 | s4 | 50.0 | 100.0 | none | none | none |" in out
+    assert "| r1 | s5 | 100.0 | 50.0 | bandwise | bandwise | bandwise |" in out
+    assert "| always none | 75.0 | +0.0 |" in out and "| always bandwise | 75.0 | +0.0 |" in out
+    assert "| oracle (labels) | 100.0 | +25.0 |" in out
+    assert "| chosen by confidence | 50.0 | -25.0 |" in out
+    assert "confidence: picked none 2x, bandwise 2x of 4 devices" in out
+    with pytest.raises(SystemExit, match=r"r0 has no \*-evaluate-bandwise\+adabn predictions.*--adapt bandwise\+adabn"):
+        mod.main(runs)
