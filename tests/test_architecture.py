@@ -117,9 +117,11 @@ class TwoStreamSystem(ClassifierSystem):
         return CombinedLoader({"labeled": labeled, "unlabeled": unlabeled}, mode="max_size_cycle")
 
     def training_step(self, batch, batch_idx):
-        wave, y, _, _ = batch["labeled"]
-        supervised = torch.nn.functional.cross_entropy(self.net(wave), y)
-        probs = torch.softmax(self.net(batch["unlabeled"][0]), dim=1)
+        wave, y, _, _ = batch["labeled"]      # waveforms, or front-end features with train.cache_features
+        logits = self.net.head(self.train_backbone(self.input_features(wave)))
+        supervised = torch.nn.functional.cross_entropy(logits, y)
+        unlabeled = self.net.head(self.train_backbone(self.input_features(batch["unlabeled"][0])))
+        probs = torch.softmax(unlabeled, dim=1)
         self.unlabeled_seen += len(probs)
         entropy = -(probs * probs.clamp_min(1e-8).log()).sum(1).mean()
         loss = supervised + self.unlabeled_weight * entropy

@@ -63,3 +63,13 @@ def test_bad_options():
         LogMel(normalize="l2")
     with pytest.raises(ValueError, match="delta width"):
         deltas(torch.zeros(1, 4, 20), width=4)
+
+
+def test_logmel_refuses_features_in_place_of_waveforms():
+    """A batch of front-end features (what a loader of cached features yields) is a clear error, not torch's
+    stft message; (batch, 1, samples) is still a batch of mono waveforms."""
+    fe = LogMel(n_fft=256, hop_length=128, n_mels=16)
+    assert fe(torch.zeros(2, 1, 1600)).shape == fe(torch.zeros(2, 1600)).shape
+    with pytest.raises(ValueError, match=r"expected waveforms \(batch, samples\), got a tensor of shape "
+                                         r"\(2, 1, 16, 13\).*input_features"):
+        fe(torch.zeros(2, 1, 16, 13))

@@ -79,8 +79,12 @@ class LogMel(nn.Module):
         return 1 + self.n_deltas
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
-        if wave.dim() == 3:           # (batch, 1, samples)
+        if wave.dim() == 3 and wave.shape[1] == 1:           # (batch, 1, samples)
             wave = wave.squeeze(1)
+        if wave.dim() > 2:
+            raise ValueError(f"log-mel front end: expected waveforms (batch, samples), got a tensor of shape "
+                             f"{tuple(wave.shape)}: front-end features already? (a system whose splits hold "
+                             f"cached features, train.cache_features, passes its batches through input_features)")
         spec = torch.stft(wave.float(), self.n_fft, self.hop_length, self.win_length, self.window,
                           center=self.center, pad_mode="constant", return_complex=True)
         power = spec.real.square() + spec.imag.square()       # |X|^2: 3x faster than abs().pow(2) on CPU
