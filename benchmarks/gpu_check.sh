@@ -18,7 +18,8 @@ check() {
 }
 G=(--data "$DATA" train.accelerator="${ACCEL:-gpu}" train.progress=false)   # ACCEL=cpu: the same checks on a CPU
 python3 -c 'import torch; print("torch", torch.__version__, torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU")'
-check baseline-fp32 ss train baseline --out "$OUT/baseline-fp32" "${G[@]}" train.epochs=2
+check baseline-fp32 ss train baseline --out "$OUT/baseline-fp32" "${G[@]}" train.epochs=2 \
+    train.channels_last=false train.cache_features=false      # the contiguous, uncached path
 check baseline-bf16-cl-compile ss train baseline --out "$OUT/baseline-bf16" "${G[@]}" train.epochs=2 \
     train.precision=bf16-mixed train.channels_last=true train.compile=true
 check seed001-semi ss semi seed001 --out "$OUT/seed001" "${G[@]}" train.epochs=1 train.channels_last=true \

@@ -2,6 +2,7 @@
 and the benchmark scripts that tabulate seeds (t-intervals) from run folders."""
 import importlib.util
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -265,3 +266,11 @@ def test_label_free_choice_scores_each_unseen_device_without_labels(tmp_path, ca
     assert "confidence: picked none 2x, bandwise 2x of 4 devices" in out
     with pytest.raises(SystemExit, match=r"r0 has no \*-evaluate-bandwise\+adabn predictions.*--adapt bandwise\+adabn"):
         mod.main(runs)
+    bandwise = Path(runs[1]) / "eval" / "um-evaluate-bandwise" / "predictions.csv"
+    bandwise.write_text("\n".join(bandwise.read_text().splitlines()[:-1]) + "\n")     # one s5 clip fewer
+    with pytest.raises(SystemExit, match="r1: the evaluations do not hold the same clips of unseen device s5 "
+                                         r"\(none 4, bandwise 3\)"):
+        mod.main(runs + ["--methods", "bandwise"])
+    shutil.copytree(Path(runs[0]) / "eval" / "um-evaluate", Path(runs[0]) / "eval" / "other-evaluate")
+    with pytest.raises(SystemExit, match="predictions of several datasets"):
+        mod.main(runs + ["--methods", "bandwise"])

@@ -1,8 +1,6 @@
 """Speed options: cached front-end features, batched loading, precision and memory format, allocator settings."""
 import json
-import os
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -106,15 +104,21 @@ def test_allocator_mode_is_checked_and_default_changes_nothing(monkeypatch):
 
 
 @pytest.mark.parametrize("options", [["train.channels_last=true", "train.precision=bf16-mixed"],
-                                     ["train.cache_features=true", "train.channels_last=true"]])
-def test_training_with_speed_options(tiny_benchmark, tmp_path, options):
+                                     ["train.cache_features=true", "train.channels_last=true"],
+                                     ["train.cache_features=false", "train.channels_last=false"]])
+def test_training_with_speed_options(tiny_benchmark, tmp_path, monkeypatch, options):
+    import sceneshift.training.classifier as classifier
     from sceneshift.cli import train_and_evaluate
+    cached, real = [], classifier.with_features     # the splits the system swapped for cached features
+    monkeypatch.setattr(classifier, "with_features", lambda *a, **k: cached.append(real(*a, **k)) or cached[-1])
     run = train_and_evaluate("baseline", data=tiny_benchmark, out=tmp_path / "run", log=QUIET,
                              overrides=["train.epochs=1", "train.progress=false", "train.batch_size=32", *options])
     report = json.loads((run / "eval" / "tiny-evaluate" / "report.json").read_text())
     assert report["overall"]["n"] == 360 and np.isfinite(report["overall"]["log_loss"])
-    if "train.cache_features=true" in options:
-        assert list((Path(os.environ["SCENESHIFT_DATA"]) / "cache").glob("*.features.npy"))   # the cache was used
+    if "train.cache_features=true" in options:        # training and validation read the feature cache
+        assert len(cached) == 2 and all(c is not None and c.waves.ndim == 4 for c in cached)
+    if "train.cache_features=false" in options:       # the default recipe's settings before 2026-12-05
+        assert not cached
     state = torch.load(run / "model.pt", weights_only=True)
     assert all(v.dtype == torch.float32 for v in state.values() if v.is_floating_point())   # weights stay fp32
 
