@@ -10,7 +10,7 @@ the evaluation reads the waveform cache, which is all that differs. The int8 fil
 quantisation costs on the adapted features; it is calibrated on half of the device's clips that
 it is then scored on (transductive, like the adaptation itself).
 
-    python benchmarks/adapted_export.py RUN [--method bandwise|adabn|bandwise+adabn] [--devices s4 s5 s6]
+    python benchmarks/adapted_export.py RUN [--method bandwise|quantile|adabn|bandwise+adabn] [--devices s4 s5 s6]
         [--int8] [--split evaluate] [--data DIR] [--json FILE]
 
 ``--json FILE`` also writes the table as JSON (per device and mean; written atomically), which

@@ -57,7 +57,7 @@ def adapted_int8(run: Path, method: str) -> tuple[float, list[str]]:
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("runs", nargs="+", type=Path)
-    ap.add_argument("--method", default="bandwise", help="the adaptation of the files (bandwise, adabn, bandwise+adabn)")
+    ap.add_argument("--method", default="bandwise", help="the adaptation of the files (bandwise, quantile, adabn, bandwise+adabn)")
     a = ap.parse_args(argv)
     print(f"| run | int8 source | {a.method} int8 files, unseen (per device) | gap |")
     print("|---|---|---|---|")

@@ -290,7 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="evaluate", help="train, validate, evaluate (default) or test")
     p.add_argument("--groups", help="device groups, e.g. 'source=a;seen=b,c,s1,s2,s3;unseen=s4,s5,s6' "
                                     "(default: devices.json, else the TAU 2020 grouping)")
-    p.add_argument("--adapt", help="unsupervised adaptation fitted on the evaluated split: bandwise, adabn or "
+    p.add_argument("--adapt", help="unsupervised adaptation fitted on the evaluated split: bandwise, quantile, adabn or "
                                    "bandwise+adabn; "
                                    "by default only the devices the run never trained on are adapted")
     p.add_argument("--adapt-all", action="store_true", help="with --adapt: adapt every device but the source")
@@ -364,7 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "in RUN/model-qat.pt, model.pt untouched); default output RUN/model.qat.int8.onnx")
     p.add_argument("--qat-lr", type=float, metavar="LR", help="with --qat: the fine-tuning's learning rate, cosine-decayed "
                    "over its epochs (default: the recipe's / 10)")
-    p.add_argument("--adapt", help="with --adapt-to: fit an unsupervised adaptation (bandwise, adabn, bandwise+adabn) to one device's "
+    p.add_argument("--adapt", help="with --adapt-to: fit an unsupervised adaptation (bandwise, quantile, adabn, bandwise+adabn) to one device's "
                    "recordings and build it into the file (a model for that device)")
     p.add_argument("--adapt-to", nargs="+", metavar="PATH", help="unlabeled recordings of that device: audio files "
                    "or folders (any length, rate, channels); also the int8 calibration clips")

@@ -1,6 +1,7 @@
 """Unsupervised adaptation at evaluation time (``sceneshift evaluate RUN --adapt METHOD``).
 
-Methods: ``bandwise`` (band-wise statistics matching of the features, bandwise.py), ``adabn`` (the
+Methods: ``bandwise`` (band-wise statistics matching of the features, bandwise.py), ``quantile``
+(band-wise quantile matching, histogram equalisation of each band; quantile.py), ``adabn`` (the
 network's batch-norm statistics re-estimated on the device) and ``bandwise+adabn`` (both; batchnorm.py).
 
 Each recording device of the evaluated split is one target domain: an adapter is fitted on that
