@@ -31,9 +31,13 @@ def test_band_quantiles_per_band_and_independent_of_batch_size():
         assert np.array_equal(q, ref)
     assert abs(q[0, 0, 49] - 0.0) < 0.05 and abs(q[0, 1, 49] - 1.0) < 0.1      # medians
     assert abs(q[0, 1, 0] - (-3 + 0.08)) < 0.05                                # 1st percentile of U(-3, 5)
-    # the frame cap keeps every k-th frame: the quantiles stay close to the full ones
-    sub = band_quantiles(torch.nn.Identity(), x, max_values=2000)
-    assert np.abs(sub - ref).max() < 0.3
+    # the frame cap keeps every k-th frame of the clips one after another (here k = 10), whatever the batches
+    frames = x[:, 0].transpose(1, 0, 2).reshape(2, -1)
+    want = np.moveaxis(np.quantile(frames[:, ::10], KNOTS, axis=-1), 0, -1)
+    for batch_size in (7, 128, 400):
+        sub = band_quantiles(torch.nn.Identity(), x, batch_size=batch_size, max_values=2000)
+        assert np.allclose(sub[0], want, atol=1e-6)
+    assert np.abs(sub - ref).max() < 0.3                    # and close to the quantiles of every frame
 
 
 def test_a_monotone_bend_is_undone_and_tails_are_shifted():
@@ -70,10 +74,17 @@ def test_plateaus_keep_the_map_finite_and_monotone():
     x = torch.linspace(-8, 8, 1001).repeat(2, 1).view(1, 1, 2, -1)
     y = match(x)
     assert torch.isfinite(y).all() and (torch.diff(y, dim=-1) >= 0).all()
-    slopes = torch.diff(y, dim=-1) / torch.diff(x, dim=-1)
-    assert slopes.max() <= MAX_SLOPE * 1.001                # the floor and the constant band are not blown up
-    # every source quantile is still reached, at the (moved apart) target knots
+    slopes = torch.cumsum(match.slope_change[..., 0], dim=-1) + 1        # each segment's slope, from the map itself
+    assert slopes.max() <= MAX_SLOPE * 1.0001               # the floor and the constant band are not blown up
+    # a plateau lands in the middle of the source range it covers: the constant band halfway between the source's
+    # 1st and 99th percentiles (its median: the band is symmetric), the floor (a quarter of the frames) halfway
+    # between the source's 1st and 25th percentiles, not at its 1st
     sq = band_quantiles(torch.nn.Identity(), src)
+    const = match(torch.full((1, 1, 2, 1), 0.5))[0, 0, 1, 0].item()
+    assert abs(const - np.median(src[:, 0, 1])) < 0.3
+    floor_to = match(torch.full((1, 1, 2, 1), -4.0))[0, 0, 0, 0].item()
+    assert abs(floor_to - np.quantile(src[:, 0, 0], [0.01, 0.25]).mean()) < 0.1
+    # every source quantile is still reached, at the (moved apart) target knots
     at_knots = match(match.knots[..., 0][None])[0]          # band f's knots as its frames: (C, F, K)
     assert torch.allclose(at_knots, torch.tensor(sq, dtype=torch.float32), atol=1e-3)
     assert np.array_equal(tgt, before)                      # the fitted arrays are not touched
@@ -107,5 +118,9 @@ def test_quantile_on_a_trained_run_evaluate_and_export(tiny_run, tiny_benchmark,
     out8 = export_onnx(tiny_run, out=tmp_path / "s5.int8.onnx", int8=True, adapt="quantile", adapt_to=files,
                        data=tiny_benchmark, log=quiet)
     import onnx
-    ops = {n.op_type for n in onnx.load(out8["file"]).graph.node}
-    assert "Relu" in ops and np.isfinite(load_predictor(out8["file"]).logits(target)).all()
+    plain8 = export_onnx(tiny_run, out=tmp_path / "plain.int8.onnx", int8=True, data=tiny_benchmark, log=quiet)
+    ops = lambda f: [n.op_type for n in onnx.load(f).graph.node]    # noqa: E731
+    adapted8, unadapted8 = ops(out8["file"]), ops(plain8["file"])
+    for op in ("Sub", "Relu", "Mul"):                       # the map's 99 ramps are in the file, not quantised
+        assert adapted8.count(op) - unadapted8.count(op) == 99, op
+    assert "QLinearConv" not in adapted8 and np.isfinite(load_predictor(out8["file"]).logits(target)).all()

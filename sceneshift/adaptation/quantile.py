@@ -14,8 +14,10 @@ of a target device. The map sends the target's quantiles onto the source's and i
 them; outside the outermost ones it is a shift with slope 1 (the extreme tails are too thin to
 estimate a slope from). No segment is steeper than ``MAX_SLOPE``: where the target's knots crowd
 together (a plateau of identical values, e.g. a floor, or a constant band) they are moved apart just
-enough, so the map still passes through every source quantile and never stretches a plateau into
-a blow-up of its rounding noise.
+enough, as much to the left as to the right, so the map still passes through every source quantile,
+a plateau's value lands in the middle of the source range it covers (a constant band near the
+source's median, as band-wise matching sends it to the source's mean), and its rounding noise is
+never blown up.
 
 The map is written as a sum of ramps, ``y = y_0 + (x - x_0) + sum_k (s_k - s_{k-1}) relu(x - x_k)``,
 which needs only subtraction, relu, multiplication and addition: it runs as it is in an ONNX file,
@@ -57,8 +59,11 @@ def band_quantiles(frontend: nn.Module, waves, rows=None, batch_size: int = 128,
         offset += b * t
     if not kept:
         raise ValueError("band quantiles need at least one clip")
-    values = np.concatenate(kept, axis=-1).astype(np.float64)
-    return np.moveaxis(np.quantile(values, probs, axis=-1), 0, -1)
+    values = np.concatenate(kept, axis=-1)                            # float32: up to C x F x max_values
+    out = np.empty(values.shape[:2] + (len(probs),))
+    for c, f in np.ndindex(*values.shape[:2]):                        # one band at a time: no float64 copy
+        out[c, f] = np.quantile(values[c, f], probs)
+    return out
 
 
 class QuantileMatch(nn.Module):
@@ -67,12 +72,21 @@ class QuantileMatch(nn.Module):
     def __init__(self, source_quantiles, target_quantiles):
         super().__init__()
         y = np.maximum.accumulate(np.asarray(source_quantiles, dtype=np.float64), axis=-1)
-        x = np.asarray(target_quantiles, dtype=np.float64).copy()
-        if x.shape != y.shape:
-            raise ValueError(f"source quantiles {y.shape} and target quantiles {x.shape} differ in shape")
-        rise = np.maximum(np.diff(y, axis=-1), 1e-6)                 # > 0: the knots strictly increase
-        for k in range(1, x.shape[-1]):                             # no segment steeper than MAX_SLOPE
-            x[..., k] = np.maximum(x[..., k], x[..., k - 1] + rise[..., k - 1] / MAX_SLOPE)
+        x = np.asarray(target_quantiles, dtype=np.float64)
+        if x.shape != y.shape or x.ndim not in (2, 3) or x.shape[-1] < 2:
+            raise ValueError(f"quantiles must be (F, K) or (C, F, K) with K >= 2, the same for source and target; "
+                             f"got source {y.shape}, target {x.shape}")
+        if x.ndim == 2:                                              # (F, K) -> one channel
+            x, y = x[None], y[None]
+        # smallest gap between knots: a rise over MAX_SLOPE, and never below float32 resolution of the band
+        scale = np.maximum(np.abs(y).max(axis=-1, keepdims=True), 1.0)
+        gap = np.maximum(np.diff(y, axis=-1), 1e-4 * scale) / MAX_SLOPE          # (C, F, K-1)
+        right, left = x.copy(), x.copy()
+        for k in range(1, x.shape[-1]):                              # crowded knots pushed to the right ...
+            right[..., k] = np.maximum(right[..., k], right[..., k - 1] + gap[..., k - 1])
+        for k in range(x.shape[-1] - 2, -1, -1):                     # ... and to the left
+            left[..., k] = np.minimum(left[..., k], left[..., k + 1] - gap[..., k])
+        x = (right + left) / 2                                       # both apart by >= gap: centred on a plateau
         slopes = np.diff(y, axis=-1) / np.diff(x, axis=-1)           # (C, F, K-1)
         ones = np.ones(slopes.shape[:-1] + (1,))
         change = np.diff(np.concatenate([ones, slopes, ones], axis=-1), axis=-1)   # (C, F, K)
