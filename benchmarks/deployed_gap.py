@@ -7,6 +7,10 @@ the name for a method other than band-wise: one int8 file per unseen device, ada
 The gap is source − the mean of the adapted files.
 
     python benchmarks/deployed_gap.py runs/beyond_kdhet/cp_resnet_kd-s{0,1,2} [--method bandwise+adabn]
+        [--within 3] [--versus bandwise]
+
+``--within`` counts the runs whose gap is below that many points (the goal of docs/beyond.md: 3);
+``--versus METHOD`` adds the paired difference of the unseen mean between the two methods' files.
 """
 from __future__ import annotations
 
@@ -58,6 +62,9 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("runs", nargs="+", type=Path)
     ap.add_argument("--method", default="bandwise", help="the adaptation of the files (bandwise, quantile, adabn, bandwise+adabn)")
+    ap.add_argument("--within", type=float, default=3.0, help="count the runs whose gap is below this (points)")
+    ap.add_argument("--versus", metavar="METHOD", help="also the paired difference of the unseen mean: --method "
+                    "files minus this method's files of the same runs")
     a = ap.parse_args(argv)
     print(f"| run | int8 source | {a.method} int8 files, unseen (per device) | gap |")
     print("|---|---|---|---|")
@@ -73,6 +80,11 @@ def main(argv=None):
         print(f"| mean ± std (n = {len(gap)}) | {np.mean(source):.1f} ± {np.std(source, ddof=1):.1f} | "
               f"{np.mean(unseen):.1f} ± {np.std(unseen, ddof=1):.1f} | {np.mean(gap):.1f} ± {np.std(gap, ddof=1):.1f} |")
         print(f"| gap: 95 % t-interval of the mean | | | [{lo:.1f}, {hi:.1f}] |")
+    print(f"| gap below {a.within:g} points | | | {int((gap < a.within).sum())} of {len(gap)} runs |")
+    if a.versus:
+        d = np.subtract(unseen, [adapted_int8(run, a.versus)[0] for run in a.runs])
+        ci = " [{:+.1f}, {:+.1f}]".format(*seed_t_interval(d)) if len(d) > 1 else " (one run)"
+        print(f"| unseen, {a.method} − {a.versus} files (paired) | | {d.mean():+.1f}{ci} | |")
 
 
 if __name__ == "__main__":

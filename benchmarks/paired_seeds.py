@@ -27,11 +27,16 @@ from sceneshift.evaluation.bootstrap import (cluster_keys, paired_bootstrap, pai
                                              seed_t_interval)
 
 
-def accuracies(run: Path, split: str) -> dict:
+def accuracies(run: Path, split: str, devices=()) -> dict:
     report = json.loads((run / "eval" / split / "report.json").read_text())
     out = {g: v["accuracy"] for g, v in report["groups"].items()}
     out["overall"] = report["overall"]["accuracy"]
     out["macro"] = report["overall"]["macro_accuracy"]
+    for d in devices:
+        if d not in report["devices"]:
+            raise SystemExit(f"paired_seeds.py: --devices {d}: {run}/eval/{split} has no device {d} "
+                             f"(it has {', '.join(report['devices'])})")
+        out[d] = report["devices"][d]["accuracy"]
     return out
 
 
@@ -60,6 +65,7 @@ def main(argv=None):
     ap.add_argument("--split-b", default=None, help="the --b runs' report folder, when it differs (e.g. "
                     "urban-mobile-evaluate-bandwise: the same runs with band-wise matching against without)")
     ap.add_argument("--names", nargs=2, default=("a", "b"))
+    ap.add_argument("--devices", nargs="+", default=[], help="also one row per named device (e.g. s4 s5 s6)")
     ap.add_argument("--cluster", choices=("segment", "location", "clip"), default="segment",
                     help="what the bootstrap resamples: recording segments with all their device copies (default), "
                          "whole recording locations, or single clips (too narrow where clips share a recording)")
@@ -67,9 +73,10 @@ def main(argv=None):
     if len(a.a) != len(a.b):
         ap.error("--a and --b need the same number of runs (one per seed)")
     split_b = a.split_b or a.split
-    ra, rb = [accuracies(r, a.split) for r in a.a], [accuracies(r, split_b) for r in a.b]
+    ra, rb = [accuracies(r, a.split, a.devices) for r in a.a], [accuracies(r, split_b, a.devices) for r in a.b]
     report = json.loads((a.a[0] / "eval" / a.split / "report.json").read_text())
     groups = {g: set(v["devices"]) for g, v in report["groups"].items() if "devices" in v}
+    groups.update({d: {d} for d in a.devices})
     boot = bootstrap(a.a, a.b, a.split, groups, cluster=a.cluster, split_b=split_b)
     unit = {"segment": "recordings", "location": "locations", "clip": "clips"}[a.cluster]
     print(f"| group | {a.names[0]} (mean ± std, n={len(ra)}) | {a.names[1]} | {a.names[1]} − {a.names[0]} "

@@ -201,6 +201,17 @@ def test_deployed_gap_reads_adapted_export_json_before_its_table(tmp_path, capsy
     out = capsys.readouterr().out
     assert f"| {runs[0]} | 70.0 | 67.0 (s4 66.0, s5 68.0) | 3.0 |" in out
     assert "| mean ± std (n = 2) | 71.0 ± 1.4 | 68.5 ± 2.1 | 2.5 ± 0.7 |" in out
+    assert "| gap below 3 points | | | 1 of 2 runs |" in out          # gaps 3.0 and 2.0: 3.0 is not below 3
+    # --versus: the same runs' files of another method, paired (here 1.0 and 3.0 points lower)
+    for k, files in enumerate(({"s4": 65.0, "s5": 67.0}, {"s4": 67.0, "s5": 67.0})):
+        table = {"devices": {d: {"adapted file int8": v} for d, v in files.items()},
+                 "mean": {"adapted file int8": float(np.mean(list(files.values())))}}
+        (tmp_path / f"kd-s{k}-adapted-quantile.json").write_text(json.dumps(table))
+    mod.main(runs + ["--method", "quantile", "--versus", "bandwise", "--within", "5"])
+    out = capsys.readouterr().out
+    assert "| gap below 5 points | | | 1 of 2 runs |" in out          # gaps 4.0 and 5.0
+    lo, hi = seed_t_interval(np.array([-1.0, -3.0]))
+    assert f"| unseen, quantile − bandwise files (paired) | | -2.0 [{lo:+.1f}, {hi:+.1f}] | |" in out
 
 
 def test_monitor_choice_epochs_ties_and_the_determinism_check(tmp_path, capsys):
@@ -274,3 +285,27 @@ def test_label_free_choice_scores_each_unseen_device_without_labels(tmp_path, ca
     shutil.copytree(Path(runs[0]) / "eval" / "um-evaluate", Path(runs[0]) / "eval" / "other-evaluate")
     with pytest.raises(SystemExit, match="predictions of several datasets"):
         mod.main(runs + ["--methods", "bandwise"])
+
+
+def test_paired_seeds_adds_a_row_per_named_device(tmp_path, capsys):
+    """benchmarks/paired_seeds.py --devices: one row per device, paired over the seeds; an unknown device is
+    an error naming it and the devices the report has."""
+    mod = benchmark_script("paired_seeds")
+    runs = []
+    for k, (s5_a, s5_b) in enumerate(((0.60, 0.62), (0.64, 0.65), (0.58, 0.61))):
+        run = tmp_path / f"s{k}"
+        for split, s5 in (("um-evaluate", s5_a), ("um-evaluate-quantile", s5_b)):
+            (run / "eval" / split).mkdir(parents=True)
+            (run / "eval" / split / "report.json").write_text(json.dumps({
+                "groups": {"unseen": {"accuracy": s5, "devices": ["s5"]}},
+                "overall": {"accuracy": s5, "macro_accuracy": s5},
+                "devices": {"a": {"accuracy": 0.7}, "s5": {"accuracy": s5}}}))
+        runs.append(str(run))
+    mod.main(["--a", *runs, "--b", *runs, "--split", "um-evaluate", "--split-b", "um-evaluate-quantile",
+              "--devices", "s5"])
+    out = capsys.readouterr().out
+    d = np.array([2.0, 1.0, 3.0])
+    lo, hi = seed_t_interval(d)
+    assert f"| s5 | 60.7 ± 3.1 | 62.7 ± 2.1 | +2.0 [{lo:+.1f}, {hi:+.1f}] | n/a |" in out
+    with pytest.raises(SystemExit, match="--devices s9: .* has no device s9 \\(it has a, s5\\)"):
+        mod.main(["--a", *runs, "--b", *runs, "--split", "um-evaluate", "--devices", "s9"])
